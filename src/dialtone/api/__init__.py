@@ -1,0 +1,1 @@
+"""The Twilio/Restcomm-compatible REST API (FastAPI)."""

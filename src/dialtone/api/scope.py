@@ -1,0 +1,159 @@
+"""What every handler starts with: services, a transaction, the account and the flavour."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dialtone.api.context import (
+    RESTCOMM_PREFIX,
+    TWILIO_PREFIX,
+    Flavour,
+    Form,
+    basic_credentials,
+    check_credentials,
+    flavour_of,
+)
+from dialtone.clock import Clock
+from dialtone.config import Settings
+from dialtone.errors import ApiError
+from dialtone.storage.database import Database
+from dialtone.storage.models import Account, Client
+from dialtone.storage.repository import Accounts
+
+
+class ClientDirectory(Protocol):
+    """What the API needs from the registrar: live bindings and change notices."""
+
+    def bindings(self, client_sid: str) -> list[dict[str, Any]]:
+        """The Client's registrations as ``{contact, transport, source, expires, user_agent}``."""
+        ...
+
+    def client_saved(self, client: Client) -> None:
+        """A Client was created or changed (credentials may differ)."""
+        ...
+
+    def client_removed(self, client_sid: str) -> None:
+        """A Client was deleted: forget its bindings (REG-7)."""
+        ...
+
+
+class NoDirectory:
+    """A directory with no registrar behind it (nothing is ever online)."""
+
+    def bindings(self, client_sid: str) -> list[dict[str, Any]]:
+        """No bindings."""
+        return []
+
+    def client_saved(self, client: Client) -> None:
+        """Nothing to update."""
+
+    def client_removed(self, client_sid: str) -> None:
+        """Nothing to forget."""
+
+
+@dataclass
+class ApiServices:
+    """The objects the API layer works with, wired by the composition root."""
+
+    db: Database
+    settings: Settings
+    clock: Clock
+    directory: ClientDirectory = field(default_factory=NoDirectory)
+    stats: Callable[[], Mapping[str, int]] = field(default=lambda: {})
+
+
+@dataclass
+class Scope:
+    """One authenticated request inside one database transaction."""
+
+    services: ApiServices
+    session: AsyncSession
+    account: Account
+    flavour: Flavour
+    request: Request
+
+    def account_path(self, *parts: str) -> str:
+        """``/2010-04-01/Accounts/AC…/Clients/CL….json`` for this request's flavour."""
+        path = "/".join((self.flavour.prefix, "Accounts", self.account.sid, *parts))
+        return path + self.flavour.suffix
+
+    async def form(self) -> Form:
+        """The request's form body."""
+        return Form.parse(await self.request.body())
+
+    def paging(
+        self,
+        path: str,
+        filters: Mapping[str, str],
+        page: int,
+        page_size: int,
+        count: int,
+        has_next: bool,
+    ) -> dict[str, Any]:
+        """Twilio's paging fields for a page of ``count`` rows (API-7)."""
+
+        def page_uri(number: int) -> str:
+            query = urlencode({**filters, "PageSize": page_size, "Page": number})
+            return f"{path}?{query}"
+
+        start = page * page_size
+        return {
+            "page": page,
+            "page_size": page_size,
+            "start": start,
+            "end": start + max(count, 1) - 1,
+            "uri": page_uri(page),
+            "first_page_uri": page_uri(0),
+            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+            "next_page_uri": page_uri(page + 1) if has_next else None,
+        }
+
+
+def services_of(request: Request) -> ApiServices:
+    """The services the app was built with."""
+    services: ApiServices = request.app.state.services
+    return services
+
+
+@asynccontextmanager
+async def authenticated(request: Request, account_sid: str | None) -> AsyncIterator[Scope]:
+    """Authenticate (401), check the path AccountSid (403) and open a transaction (API-4)."""
+    services = services_of(request)
+    credentials = basic_credentials(request)
+    async with services.db.session() as session:
+        user = credentials[0] if credentials else ""
+        account = check_credentials(await Accounts(session).get(user), credentials)
+        if account_sid is not None and account_sid != account.sid:
+            raise ApiError(
+                20403, 403, f"AccountSid {account_sid[:40]} is not the authenticated account"
+            )
+        yield Scope(services, session, account, flavour_of(request), request)
+
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def add_routes(app: FastAPI, path: str, handler: Handler, methods: list[str]) -> None:
+    """Register ``path`` under both prefixes (API-1), with and without ``.json`` (API-2).
+
+    The ``.json`` form is registered first so that ``{sid}`` never swallows the suffix.
+    Only the Twilio ``.json`` form is shown on the OpenAPI page.
+    """
+    for prefix in (TWILIO_PREFIX, RESTCOMM_PREFIX):
+        for suffix in (".json", ""):
+            app.add_api_route(
+                prefix + path + suffix,
+                handler,
+                methods=methods,
+                include_in_schema=(prefix == TWILIO_PREFIX and suffix == ".json"),
+                name=f"{handler.__name__}{prefix}{suffix}",
+            )

@@ -1,0 +1,159 @@
+"""The composition root: the only place that builds concrete objects and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from dialtone.accounts import ensure_account
+from dialtone.api.app import create_app
+from dialtone.api.scope import ApiServices
+from dialtone.clock import Clock, SystemClock
+from dialtone.config import Settings
+from dialtone.errors import StartupError
+from dialtone.storage.database import Database
+
+log = structlog.get_logger("dialtone")
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our own loop: dialtone owns the signals and the shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signal handling to :func:`run`."""
+        yield
+
+
+class Server:
+    """One dialtone process: database, REST API and (with the SIP issue) SIP and media."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db: Database | None = None
+        self._http: _EmbeddedUvicorn | None = None
+        self._http_socket: socket.socket | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self.http_address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        """Open storage, create or load the account, and start listening."""
+        settings = self.settings
+        if not settings.database_url:
+            check_data_dir(settings.data_dir)
+        self.db = Database(settings.effective_database_url)
+        await self.db.migrate()
+        boot = await ensure_account(self.db, settings, self.clock)
+        if boot.created and not settings.auth_token:
+            announce_credentials(boot.account.sid, boot.account.auth_token)
+        self._http_socket = bind_tcp(settings.http_host, settings.http_port, "HTTP")
+        self.http_address = self._http_socket.getsockname()[:2]
+        services = ApiServices(db=self.db, settings=settings, clock=self.clock)
+        config = uvicorn.Config(
+            create_app(services),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+        config.load()
+        self._http = _EmbeddedUvicorn(config)
+        self._http.lifespan = config.lifespan_class(config)
+        await self._http.startup(sockets=[self._http_socket])
+        self._http_task = asyncio.create_task(self._http.main_loop(), name="http")
+        host, port = self.http_address
+        log.info(
+            "dialtone.ready",
+            http=f"http://{_url_host(host)}:{port}",
+            public_url=settings.effective_public_url,
+            domain=settings.effective_domain,
+            account_sid=boot.account.sid,
+        )
+
+    async def stop(self) -> None:
+        """Stop listening, finish in-flight requests, close storage."""
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+            await self._http.shutdown(sockets=[self._http_socket] if self._http_socket else None)
+        if self._http_socket is not None:
+            self._http_socket.close()
+        if self.db is not None:
+            await self.db.dispose()
+        log.info("dialtone.stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run a server until SIGINT or SIGTERM."""
+    server = Server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (2, 15):  # SIGINT, SIGTERM
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def check_data_dir(path: Path) -> None:
+    """Create the data directory if needed and prove it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"data directory {str(path)!r} is not writable: {reason}") from None
+
+
+def bind_tcp(host: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket, or a StartupError naming the address when it cannot bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(_bind_error(what, "TCP", host, port, exc)) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_error(what: str, proto: str, host: str, port: int, exc: OSError) -> str:
+    where = f"{_url_host(host)}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{what} address {where} ({proto}) is already in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{what} address {where} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        return f"{what} port {port} needs privileges (use a port above 1023)"
+    return f"cannot listen on {what} {where} ({proto}): {os.strerror(exc.errno or 0)}"
+
+
+def announce_credentials(account_sid: str, auth_token: str) -> None:
+    """Print a new account's credentials once (``dialtone account`` prints them again)."""
+    print(
+        "dialtone: created the account. Keep these credentials:\n"
+        f"  AccountSid: {account_sid}\n"
+        f"  AuthToken:  {auth_token}\n"
+        "  (`dialtone account` prints them again)",
+        flush=True,
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

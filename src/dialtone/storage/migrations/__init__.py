@@ -1,0 +1,1 @@
+"""Alembic migration scripts, applied on every start (``Database.migrate``)."""
