@@ -1,0 +1,1 @@
+"""I/O adapters that move SIP bytes between sockets and the sans-IO endpoint."""
