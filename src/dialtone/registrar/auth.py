@@ -19,14 +19,13 @@ from dialtone.registrar.throttle import AuthThrottle
 from dialtone.sip.digest import (
     DigestError,
     DigestParams,
-    NonceManager,
-    NonceStatus,
     build_challenge,
     digest_uri_matches,
     parse_digest,
     verify,
 )
 from dialtone.sip.message import Request
+from dialtone.sip.nonce import NonceManager, NonceStatus
 
 
 @dataclass(frozen=True, slots=True)
