@@ -1,0 +1,561 @@
+"""Structured SIP header values, parsed on demand (RFC 3261 §20, §25.1).
+
+A message keeps every header as its raw string (see :mod:`dialtone.sip.message`); the
+functions here turn one value into a typed object when a caller needs it, and raise
+:class:`~dialtone.sip.errors.SipParseError` with a reason fit for a 400 when it does not
+follow the grammar.  The objects serialise back with ``str()``.
+
+The tokenizer pieces (:func:`split_quoted`, :func:`parse_params`, :func:`unquote`) are
+public so other header parsers (digest credentials, Event, Session-Expires) can reuse
+them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from dialtone.sip.errors import SipParseError
+from dialtone.sip.uri import SipUri, parse_uri, slot_setters
+
+# §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+_T = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN_RE = re.compile(f"[{_T}]+")
+# quoted-string: qdtext or quoted-pair; CR and LF can only be there folded, and values
+# reach us unfolded, so they are refused.  No two alternatives share a first character.
+_QUOTED = r'"(?:[^"\\\r\n]|\\[^\r\n])*"'
+_QUOTED_RE = re.compile(_QUOTED)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+_QUOTE_RE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+# generic-param = token [ EQUAL gen-value ];  gen-value = token / host / quoted-string.
+# SEMI and EQUAL allow LWS on both sides (§25.1: SEMI = SWS ";" SWS).
+_PARAM_RE = re.compile(rf"[ \t]*;[ \t]*([{_T}]+)(?:[ \t]*=[ \t]*({_QUOTED}|[{_T}:\[\]]+))?[ \t]*")
+_PLAIN_PARAMS_RE = re.compile(rf"(?:[ \t]*;[ \t]*[{_T}]+(?:[ \t]*=[ \t]*[{_T}:\[\]]+)?)+")
+# via-parm = sent-protocol LWS sent-by; SLASH and COLON allow LWS around them.
+_VIA_RE = re.compile(
+    rf"[ \t]*([{_T}]+)[ \t]*/[ \t]*([{_T}]+)[ \t]*/[ \t]*([{_T}]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
+)
+_WS_RE = re.compile(r"[ \t]+")
+_DATE_RE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+Params = tuple[tuple[str, str | None], ...]
+"""Ordered ``(name, value)`` pairs; value None for a flag; quoted values keep quotes."""
+
+
+# ---------------------------------------------------------------------------- names
+
+_KNOWN_HEADERS = (
+    # RFC 3261 §20
+    *("Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow"),
+    *("Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact"),
+    *("Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length"),
+    *("Content-Type", "CSeq", "Date", "Error-Info", "Expires", "From", "In-Reply-To"),
+    *("Max-Forwards", "Min-Expires", "MIME-Version", "Organization", "Priority"),
+    *("Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "Record-Route"),
+    *("Reply-To", "Require", "Retry-After", "Route", "Server", "Subject", "Supported"),
+    *("Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate"),
+    # extensions
+    *("Accept-Contact", "Allow-Events", "Event", "Identity", "Identity-Info", "Join"),
+    *("Min-SE", "P-Asserted-Identity", "P-Preferred-Identity", "Path", "Privacy", "RAck"),
+    *("Reason", "Refer-To", "Referred-By", "Reject-Contact", "Replaces"),
+    *("Request-Disposition", "RSeq", "Security-Client", "Security-Server"),
+    *("Security-Verify", "Service-Route", "Session-Expires", "SIP-ETag", "SIP-If-Match"),
+    *("Subscription-State", "History-Info", "Diversion", "Max-Breadth", "Flow-Timer"),
+)
+# §7.3.3 and the extension RFCs (3265, 3515, 3841, 3892, 4028, 4474): compact forms.
+_COMPACT = {
+    "i": "Call-ID", "m": "Contact", "f": "From", "t": "To", "v": "Via",
+    "e": "Content-Encoding", "l": "Content-Length", "c": "Content-Type", "k": "Supported",
+    "s": "Subject", "o": "Event", "u": "Allow-Events", "r": "Refer-To", "b": "Referred-By",
+    "x": "Session-Expires", "a": "Accept-Contact", "j": "Reject-Contact",
+    "d": "Request-Disposition", "y": "Identity", "n": "Identity-Info",
+}  # fmt: skip
+CANON: dict[str, tuple[str, str]] = {n.lower(): (n, n.lower()) for n in _KNOWN_HEADERS}
+"""Lower-cased header name as received -> (canonical name, lookup key)."""
+CANON.update({c: (n, n.lower()) for c, n in _COMPACT.items()})
+# Unknown headers are not lists to us: their grammar is unknown (RFC 4475 §3.1.1.1).
+LIST_HEADERS = frozenset(
+    n.lower()
+    for n in (
+        *("Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow"),
+        *("Call-Info", "Contact", "Content-Encoding", "Content-Language", "Error-Info"),
+        *("In-Reply-To", "Proxy-Require", "Record-Route", "Require", "Route", "Supported"),
+        *("Unsupported", "Via", "Warning", "Allow-Events", "Path", "Service-Route"),
+        *("P-Asserted-Identity", "P-Preferred-Identity", "Accept-Contact", "Reason"),
+        *("Reject-Contact", "Request-Disposition", "History-Info", "Diversion"),
+        *("Security-Client", "Security-Server", "Security-Verify"),
+    )
+)
+"""Lookup keys of the headers whose grammar is a comma-separated list (§7.3.1)."""
+
+
+def canonical_name(name: str) -> str:
+    """Return the canonical spelling of a header name (``i`` -> ``Call-ID``).
+
+    Unknown names are returned as given.
+    """
+    entry = CANON.get(name.lower())
+    return name if entry is None else entry[0]
+
+
+# ---------------------------------------------------------------------------- tokenizer
+
+
+def is_token(text: str) -> bool:
+    """Return True when ``text`` is a SIP token (§25.1), e.g. a method or header name."""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
+def unquote(text: str) -> str:
+    """Strip the quotes of a quoted-string and resolve its ``\\x`` escapes; else return as is."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return _QUOTED_PAIR_RE.sub(r"\1", text[1:-1])
+    return text
+
+
+def quote(text: str) -> str:
+    """Return ``text`` as a quoted-string (§25.1).
+
+    ``"``, ``\\`` and control characters become quoted-pairs; CR and LF, which no
+    quoted-pair can carry, become spaces (so a display name cannot inject a header).
+    """
+    return '"' + _QUOTE_RE.sub(_quote_one, text) + '"'
+
+
+def _quote_one(m: re.Match[str]) -> str:
+    char = m.group()
+    return " " if char in "\r\n" else "\\" + char
+
+
+@functools.cache
+def _splitter(sep: str) -> re.Pattern[str]:
+    s = re.escape(sep)
+    # Chunks: a quoted-string, an <...> section, a run of plain characters, the
+    # separator, or a lone '"'/'<' that never closes (an error).
+    return re.compile(rf'"(?:[^"\\]|\\.)*"|<[^>]*>|[^"<{s}]+|{s}|["<]', re.S)
+
+
+def split_quoted(text: str, sep: str = ",") -> list[str]:
+    """Split ``text`` on ``sep`` outside quoted-strings and ``<...>``; strip LWS of pieces.
+
+    ``'"Bob, Jr" <sip:b@x>, <sip:c@y;a=1,2>'`` splits into two pieces.  Empty pieces are
+    kept (callers decide whether ``a,,b`` is an error).  Raises ``SipParseError`` on an
+    unterminated quoted-string or ``<`` when ``text`` holds ``sep`` at all.
+    """
+    if sep not in text:
+        return [text.strip(" \t")]
+    if '"' not in text and "<" not in text:
+        return [piece.strip(" \t") for piece in text.split(sep)]
+    pieces: list[str] = []
+    current: list[str] = []
+    for m in _splitter(sep).finditer(text):
+        chunk = m.group()
+        if chunk == sep:
+            pieces.append("".join(current).strip(" \t"))
+            current = []
+        elif chunk == '"':
+            raise SipParseError("Unterminated quoted string")
+        elif chunk == "<":
+            raise SipParseError("Unbalanced <")
+        else:
+            current.append(chunk)
+    pieces.append("".join(current).strip(" \t"))
+    return pieces
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``;name=value;flag`` parameters (§25.1 generic-param), LWS allowed anywhere.
+
+    Values stay raw: a quoted value keeps its quotes (use :func:`unquote`).  Raises
+    ``SipParseError("Bad parameter")`` on an empty parameter (``;;``) or stray text.
+    """
+    text = text.strip(" \t")
+    if not text:
+        return ()
+    if '"' not in text and _PLAIN_PARAMS_RE.fullmatch(text):
+        # Fast path (no quoted values): the regex has validated, splitting extracts.
+        return tuple([_plain_param(piece) for piece in text[1:].split(";")])
+    out: list[tuple[str, str | None]] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        m = _PARAM_RE.match(text, pos)
+        if m is None:
+            raise SipParseError("Bad parameter")
+        out.append((m.group(1), m.group(2)))
+        pos = m.end()
+    return tuple(out)
+
+
+def _plain_param(piece: str) -> tuple[str, str | None]:
+    name, eq, value = piece.partition("=")
+    return (name.strip(" \t"), value.strip(" \t") if eq else None)
+
+
+def _format_params(params: Params) -> str:
+    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+
+
+def _find_param(params: Params, name: str) -> tuple[str, str | None] | None:
+    key = name.lower()
+    for pair in params:
+        if pair[0].lower() == key:
+            return pair
+    return None
+
+
+def _set_param(params: Params, name: str, value: str | None) -> Params:
+    key = name.lower()
+    out = list(params)
+    for i, (pname, _) in enumerate(out):
+        if pname.lower() == key:
+            out[i] = (pname, value)
+            return tuple(out)
+    return (*out, (name, value))
+
+
+def parse_uint(value: str, what: str, maximum: int) -> int:
+    """Parse a header value that is ``1*DIGIT`` in 0..``maximum``.
+
+    Raises ``SipParseError(f"Bad {what}")`` otherwise.  The length check keeps a hostile
+    10 000-digit value from reaching ``int()`` (which refuses > 4300 digits).
+    """
+    text = value.strip(" \t")
+    if not text or len(text) > 20 or not (text.isascii() and text.isdigit()):
+        raise SipParseError(f"Bad {what}")
+    number = int(text)
+    if number > maximum:
+        raise SipParseError(f"Bad {what}")
+    return number
+
+
+def parse_max_forwards(value: str) -> int:
+    """Max-Forwards (§20.22): an integer 0..255."""
+    return parse_uint(value, "Max-Forwards", 255)
+
+
+def parse_expires(value: str) -> int:
+    """Expires (§20.19) or a Contact ``expires``: delta-seconds 0..2**32-1."""
+    return parse_uint(value, "Expires", 2**32 - 1)
+
+
+def parse_min_expires(value: str) -> int:
+    """Min-Expires (§20.23): delta-seconds 0..2**32-1."""
+    return parse_uint(value, "Min-Expires", 2**32 - 1)
+
+
+def parse_content_length(value: str) -> int:
+    """Content-Length (§20.14): octets of the body, ``1*DIGIT``."""
+    return parse_uint(value, "Content-Length", 2**32 - 1)
+
+
+def media_type(value: str) -> str:
+    """Return the lower-cased ``type/subtype`` of a Content-Type value, without parameters."""
+    return value.partition(";")[0].strip(" \t").lower()
+
+
+def parse_date(value: str) -> datetime:
+    """Parse a Date value (§20.17: RFC 1123 date, and the only zone allowed is GMT).
+
+    Raises ``SipParseError("Bad Date")``, e.g. for ``EST`` (RFC 4475 §3.1.2.12).
+    """
+    m = _DATE_RE.fullmatch(value.strip(" \t"))
+    if m is None:
+        raise SipParseError("Bad Date")
+    _, day, month, year, hh, mm, ss = m.groups()
+    try:
+        return datetime(
+            int(year), _MONTHS.index(month) + 1, int(day), int(hh), int(mm), int(ss), tzinfo=UTC
+        )
+    except ValueError:
+        raise SipParseError("Bad Date") from None
+
+
+# ---------------------------------------------------------------------------- CSeq
+
+
+class CSeq(NamedTuple):
+    """A CSeq value (§20.16): sequence number and method."""
+
+    seq: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+def parse_cseq(value: str) -> CSeq:
+    """Parse ``"<seq> <method>"``; seq must be below 2**31 (§8.1.1.5), method a token."""
+    parts = _WS_RE.split(value.strip(" \t"))
+    if len(parts) != 2 or not is_token(parts[1]):
+        raise SipParseError("Bad CSeq")
+    return CSeq(parse_uint(parts[0], "CSeq", 2**31 - 1), parts[1])
+
+
+# ---------------------------------------------------------------------------- Via
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Via:
+    """One Via value (§20.42): sent-protocol, sent-by and ordered parameters."""
+
+    host: str
+    protocol: str = "SIP/2.0/UDP"
+    port: int | None = None
+    params: Params = ()
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.sent_by}{_format_params(self.params)}"
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as written in the Via."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    @property
+    def transport(self) -> str:
+        """The transport of the sent-protocol, upper case (``"UDP"``, ``"TCP"``, ``"WS"``)."""
+        return self.protocol.rpartition("/")[2].upper()
+
+    def param(self, name: str) -> str | None:
+        """Return the value of parameter ``name`` ("" for a flag), None when absent."""
+        pair = _find_param(self.params, name)
+        if pair is None:
+            return None
+        return "" if pair[1] is None else unquote(pair[1])
+
+    def has_param(self, name: str) -> bool:
+        """Return True when parameter ``name`` is present."""
+        return _find_param(self.params, name) is not None
+
+    def with_param(self, name: str, value: str | None = None) -> Via:
+        """Return a copy with ``name`` set (replaced in place, else appended)."""
+        return dataclasses.replace(self, params=_set_param(self.params, name, value))
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter (§8.1.1.7), None when absent."""
+        return self.param("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The received parameter (§18.2.1), None when absent."""
+        return self.param("received")
+
+    @property
+    def has_rport(self) -> bool:
+        """True when the client asked for symmetric response routing (RFC 3581 §4)."""
+        return self.has_param("rport")
+
+    @property
+    def rport(self) -> int | None:
+        """The rport value filled in by a server (RFC 3581 §4); None for the bare flag."""
+        value = self.param("rport")
+        return parse_uint(value, "rport", 65535) if value else None
+
+    @property
+    def ttl(self) -> int | None:
+        """The ttl parameter (0..255), None when absent."""
+        value = self.param("ttl")
+        return None if value is None else parse_uint(value, "ttl", 255)
+
+    @property
+    def maddr(self) -> str | None:
+        """The maddr parameter, None when absent."""
+        return self.param("maddr")
+
+
+def parse_via(value: str) -> Via:
+    """Parse one via-parm (no commas): ``SIP / 2.0 / UDP host:port ;branch=...``."""
+    m = _VIA_RE.match(value)
+    if m is None:
+        raise SipParseError("Bad Via")
+    name, version, transport, host, port = m.groups()
+    return _new_via(
+        host,
+        f"{name}/{version}/{transport}",
+        None if port is None else _port(port),
+        parse_params(value[m.end() :]),
+    )
+
+
+def _port(text: str) -> int:
+    port = int(text)  # the regex allows 1-5 digits only
+    if port > 65535:
+        raise SipParseError("Bad Via port")
+    return port
+
+
+_s_via = slot_setters(Via)
+
+
+def _new_via(host: str, protocol: str, port: int | None, params: Params) -> Via:
+    via = object.__new__(Via)
+    _s_via[0](via, host)
+    _s_via[1](via, protocol)
+    _s_via[2](via, port)
+    _s_via[3](via, params)
+    return via
+
+
+def parse_via_list(value: str) -> list[Via]:
+    """Parse a Via header value holding one or more comma-separated via-parms."""
+    pieces = split_quoted(value, ",")
+    if not all(pieces):
+        raise SipParseError("Bad Via")
+    return [parse_via(piece) for piece in pieces]
+
+
+# ---------------------------------------------------------------------------- name-addr
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameAddr:
+    """A From, To, Contact, Route or Record-Route value (§20.10, §20.20, §20.39).
+
+    ``display_name`` is unquoted with escapes resolved.  ``params`` are the header
+    parameters (``tag``, ``expires``, ``q``...), never the URI's.  ``Contact: *`` is the
+    :data:`WILDCARD` value, whose ``uri`` is a placeholder: test ``is_wildcard`` first.
+    """
+
+    uri: SipUri
+    display_name: str | None = None
+    params: Params = ()
+    is_wildcard: bool = False
+
+    def __str__(self) -> str:
+        if self.is_wildcard:
+            return "*"
+        out = f"<{self.uri}>{_format_params(self.params)}"
+        if self.display_name is None:
+            return out
+        name = self.display_name
+        if not all(map(is_token, name.split(" "))):
+            name = quote(name)
+        return f"{name} {out}"
+
+    def param(self, name: str) -> str | None:
+        """Return the (unquoted) value of header parameter ``name``; "" for a flag."""
+        pair = _find_param(self.params, name)
+        if pair is None:
+            return None
+        return "" if pair[1] is None else unquote(pair[1])
+
+    def has_param(self, name: str) -> bool:
+        """Return True when header parameter ``name`` is present."""
+        return _find_param(self.params, name) is not None
+
+    def with_param(self, name: str, value: str | None = None) -> NameAddr:
+        """Return a copy with header parameter ``name`` set."""
+        return dataclasses.replace(self, params=_set_param(self.params, name, value))
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (§19.3), None when absent."""
+        return self.param("tag")
+
+    def with_tag(self, tag: str) -> NameAddr:
+        """Return a copy with ``tag`` set."""
+        return self.with_param("tag", tag)
+
+    @property
+    def expires(self) -> int | None:
+        """The Contact ``expires`` parameter (§20.10), None when absent."""
+        value = self.param("expires")
+        return None if value is None else parse_expires(value)
+
+    @property
+    def q(self) -> float | None:
+        """The Contact ``q`` parameter, 0..1 (§20.10), None when absent."""
+        value = self.param("q")
+        if value is None:
+            return None
+        if not re.fullmatch(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?", value):
+            raise SipParseError("Bad q")
+        return float(value)
+
+
+_s_name_addr = slot_setters(NameAddr)
+
+
+def _new_name_addr(uri: SipUri, display_name: str | None, params: Params) -> NameAddr:
+    addr = object.__new__(NameAddr)
+    _s_name_addr[0](addr, uri)
+    _s_name_addr[1](addr, display_name)
+    _s_name_addr[2](addr, params)
+    _s_name_addr[3](addr, False)
+    return addr
+
+
+WILDCARD = NameAddr(uri=SipUri(host="*"), is_wildcard=True)
+"""``Contact: *`` (§10.2.2: remove all bindings)."""
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    """Parse ``"Bob" <sip:bob@x>;tag=1``, ``Bob <sip:bob@x>`` or ``sip:bob@x;tag=1``.
+
+    In the addr-spec form (no ``<>``) everything after the first ``;`` is a header
+    parameter, and a URI holding ``?`` or ``,`` is refused: §20.10 requires ``<>`` then.
+    ``*`` gives :data:`WILDCARD`.
+    """
+    text = value.strip(" \t")
+    if not text:
+        raise SipParseError("Empty address")
+    if text == "*":
+        return WILDCARD
+    display: str | None
+    if text[0] == '"':
+        m = _QUOTED_RE.match(text)
+        if m is None:
+            raise SipParseError("Unterminated quoted string")
+        display = unquote(m.group())
+        rest = text[m.end() :].lstrip(" \t")
+        if not rest.startswith("<"):
+            raise SipParseError("Bad name-addr")
+    else:
+        lt = text.find("<")
+        if lt < 0:
+            return _parse_addr_spec(text)
+        display = None
+        if lt:
+            words = _WS_RE.split(text[:lt].strip(" \t"))
+            # display-name = *(token LWS) / quoted-string (§25.1): RFC 4475 baddn.
+            if words != [""] and not all(map(is_token, words)):
+                raise SipParseError("Bad display name")
+            display = " ".join(words) or None
+        rest = text[lt:]
+    gt = rest.find(">")
+    if gt < 0:
+        raise SipParseError("Unbalanced <")
+    # LAQUOT/RAQUOT allow no LWS inside the brackets: RFC 4475 badaspec.
+    return _new_name_addr(parse_uri(rest[1:gt]), display, parse_params(rest[gt + 1 :]))
+
+
+def _parse_addr_spec(text: str) -> NameAddr:
+    uri_text, semi, params = text.partition(";")
+    uri_text = uri_text.rstrip(" \t")
+    if "?" in uri_text or "," in uri_text:
+        raise SipParseError("Bad addr-spec")  # RFC 4475 regbadct
+    return _new_name_addr(parse_uri(uri_text), None, parse_params(semi + params))
+
+
+def parse_name_addr_list(value: str) -> list[NameAddr]:
+    """Parse a comma-separated list of name-addrs (Contact, Route, Record-Route).
+
+    Commas inside quotes and ``<>`` do not split.  ``*`` must stand alone (§20.10).
+    """
+    pieces = split_quoted(value, ",")
+    if not all(pieces):
+        raise SipParseError("Bad address list")
+    if len(pieces) > 1 and "*" in pieces:
+        raise SipParseError("Bad Contact")
+    return [parse_name_addr(piece) for piece in pieces]
