@@ -1,0 +1,1 @@
+"""Self-tests of the real-softphone harness (baresip, sipsak) — no dialtone needed."""
