@@ -1,0 +1,1 @@
+"""Tests of the RCML parser and validator (verbs.md, dial.md §1, whisper.md WSP-4)."""
