@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ from dialtone.api.scope import ApiServices
 from dialtone.clock import Clock, SystemClock
 from dialtone.config import Settings
 from dialtone.errors import StartupError
+from dialtone.listen import bind_tcp, url_host
+from dialtone.sipstack import SipStack
 from dialtone.storage.database import Database
 
 log = structlog.get_logger("dialtone")
@@ -45,6 +45,7 @@ class Server:
         self._http_socket: socket.socket | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.http_address: tuple[str, int] | None = None
+        self.sip: SipStack | None = None
 
     async def start(self) -> None:
         """Open storage, create or load the account, and start listening."""
@@ -58,7 +59,15 @@ class Server:
             announce_credentials(boot.account.sid, boot.account.auth_token)
         self._http_socket = bind_tcp(settings.http_host, settings.http_port, "HTTP")
         self.http_address = self._http_socket.getsockname()[:2]
-        services = ApiServices(db=self.db, settings=settings, clock=self.clock)
+        self.sip = SipStack(settings, self.db, wall=lambda: self.clock.utcnow().timestamp())
+        await self.sip.start()
+        services = ApiServices(
+            db=self.db,
+            settings=settings,
+            clock=self.clock,
+            directory=self.sip.directory,
+            stats=self.stats,
+        )
         config = uvicorn.Config(
             create_app(services),
             log_config=None,
@@ -72,22 +81,42 @@ class Server:
         await self._http.startup(sockets=[self._http_socket])
         self._http_task = asyncio.create_task(self._http.main_loop(), name="http")
         host, port = self.http_address
+        assert self.sip.address is not None
+        sip_host, sip_port = self.sip.address
+        sip = f"{url_host(sip_host)}:{sip_port}"
         log.info(
             "dialtone.ready",
-            http=f"http://{_url_host(host)}:{port}",
+            sip=f"udp:{sip},tcp:{sip}",
+            http=f"http://{url_host(host)}:{port}",
             public_url=settings.effective_public_url,
             domain=settings.effective_domain,
             account_sid=boot.account.sid,
         )
 
+    def stats(self) -> dict[str, int]:
+        """Live counts of API-60 (calls, dialogs and media come with the calls issue)."""
+        counts = {
+            "calls": 0,
+            "sip_dialogs": 0,
+            "sip_transactions": 0,
+            "media_ports": 0,
+            "webhook_lanes": 0,
+            "timers": 0,
+        }
+        if self.sip is not None:
+            counts.update(self.sip.stats())
+        return counts
+
     async def stop(self) -> None:
-        """Stop listening, finish in-flight requests, close storage."""
+        """Stop listening, finish in-flight requests, close SIP and storage."""
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
             await self._http.shutdown(sockets=[self._http_socket] if self._http_socket else None)
         if self._http_socket is not None:
             self._http_socket.close()
+        if self.sip is not None:
+            await self.sip.stop()
         if self.db is not None:
             await self.db.dispose()
         log.info("dialtone.stopped")
@@ -118,32 +147,6 @@ def check_data_dir(path: Path) -> None:
         raise StartupError(f"data directory {str(path)!r} is not writable: {reason}") from None
 
 
-def bind_tcp(host: str, port: int, what: str) -> socket.socket:
-    """A listening TCP socket, or a StartupError naming the address when it cannot bind."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        raise StartupError(_bind_error(what, "TCP", host, port, exc)) from None
-    sock.setblocking(False)
-    return sock
-
-
-def _bind_error(what: str, proto: str, host: str, port: int, exc: OSError) -> str:
-    where = f"{_url_host(host)}:{port}"
-    if exc.errno == errno.EADDRINUSE:
-        return f"{what} address {where} ({proto}) is already in use"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"{what} address {where} is not an address of this machine"
-    if exc.errno == errno.EACCES:
-        return f"{what} port {port} needs privileges (use a port above 1023)"
-    return f"cannot listen on {what} {where} ({proto}): {os.strerror(exc.errno or 0)}"
-
-
 def announce_credentials(account_sid: str, auth_token: str) -> None:
     """Print a new account's credentials once (``dialtone account`` prints them again)."""
     print(
@@ -155,5 +158,3 @@ def announce_credentials(account_sid: str, auth_token: str) -> None:
     )
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

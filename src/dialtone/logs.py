@@ -27,11 +27,18 @@ def redact_secrets(
     return event
 
 
+def _identity(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return event
+
+
 def configure(level: str = "info", fmt: LogFormat = "console") -> None:
     """Set up structlog and route the standard library's loggers (uvicorn, alembic) through it."""
     numeric = getattr(logging, level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        structlog.processors.format_exc_info if fmt == "json" else _identity,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
@@ -39,7 +46,9 @@ def configure(level: str = "info", fmt: LogFormat = "console") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import socket
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -32,9 +33,9 @@ class _Connection(asyncio.Protocol):
         self.peer: Peer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
+        host, port = self.transport.get_extra_info("peername")[:2]
         self.peer = Peer("tcp", host, port, self.id)
         self.owner._opened(self)
 
@@ -68,10 +69,12 @@ class TcpTransport:
         on_message: Callable[[bytes, Peer], None],
         on_batch: Callable[[], None],
         on_closed: Callable[[int], None],
+        on_unreachable: Callable[[Peer], None],
     ) -> None:
         self._on_message = on_message
         self._on_batch = on_batch
         self._on_closed = on_closed
+        self._on_unreachable = on_unreachable
         self._by_id: dict[int, _Connection] = {}
         self._by_addr: dict[tuple[str, int], int] = {}
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
@@ -114,11 +117,11 @@ class TcpTransport:
             self._connecting[key].append(data)
             return
         self._connecting[key] = [data]
-        task = asyncio.get_running_loop().create_task(self._connect(key))
+        task = asyncio.get_running_loop().create_task(self._connect(key, peer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, key: tuple[str, int]) -> None:
+    async def _connect(self, key: tuple[str, int], peer: Peer) -> None:
         loop = asyncio.get_running_loop()
         conn = _Connection(self)
         try:
@@ -126,7 +129,7 @@ class TcpTransport:
         except (OSError, TimeoutError) as exc:
             log.info("tcp.connect_failed", host=key[0], port=key[1], error=str(exc))
             self._connecting.pop(key, None)
-            self._on_closed(conn.id)
+            self._on_unreachable(peer)
             return
         for data in self._connecting.pop(key, []):
             if conn.transport is not None:
