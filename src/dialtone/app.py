@@ -156,5 +156,3 @@ def announce_credentials(account_sid: str, auth_token: str) -> None:
         "  (`dialtone account` prints them again)",
         flush=True,
     )
-
-

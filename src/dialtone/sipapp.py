@@ -116,9 +116,7 @@ class SipApplication:
         if unsupported and method not in ("ACK", "CANCEL"):
             self._respond(
                 transaction,
-                make_response(
-                    request, 420, to_tag=_tag(), headers=[("Unsupported", unsupported)]
-                ),
+                make_response(request, 420, to_tag=_tag(), headers=[("Unsupported", unsupported)]),
             )
             return
         if method == "REGISTER":

@@ -59,6 +59,7 @@ def test_dialtone_clients_prints_the_registration(
     alice = rest.create_client()
     phone = phones(alice.login, password=alice.password, registrar=registrar_of(sip_server))
     phone.wait_registered()
+
     # Bindings reach the database within about a second (batched writes).
     def listed() -> bool:
         out = subprocess.run(
