@@ -17,6 +17,7 @@ from dialtone import __version__
 from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Binding
 from dialtone.registrar.service import Registrar
+from dialtone.sip.errors import SipParseError, status_for_error
 from dialtone.sip.events import (
     CancelReceived,
     Event,
@@ -112,6 +113,12 @@ class SipApplication:
 
     def _request(self, request: Request, peer: Peer, transaction: str) -> None:
         method = request.method
+        try:
+            request.ruri  # noqa: B018  # §8.2.2.1: a Request-URI we cannot use is refused
+        except SipParseError as exc:
+            status = status_for_error(exc)
+            self._respond(transaction, make_response(request, status, exc.reason, to_tag=_tag()))
+            return
         unsupported = _unsupported(request.headers)
         if unsupported and method not in ("ACK", "CANCEL"):
             self._respond(
