@@ -24,7 +24,8 @@ def udp(server: ServerProcess) -> socket.socket:
 def options(port: int, call_id: str = "c1", extra: str = "", body: bytes = b"") -> bytes:
     return (
         f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port}"
-        f";branch=z9hG4bK{call_id};rport\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: {call_id}\r\n"
+        f";branch=z9hG4bK{call_id};rport\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\n"
+        f"To: <sip:127.0.0.1>\r\nCall-ID: {call_id}\r\n"
         f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 

@@ -139,6 +139,11 @@ class WebhookApp:
             raise ValueError("a route needs at least one answer")
         self._routes[path] = list(answers)
 
+    def reset(self) -> None:
+        """Forget the recorded requests and the routes (to reuse one server across tests)."""
+        self.requests.clear()
+        self._routes.clear()
+
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """The requests recorded for ``path``, in arrival order."""
         return [request for request in self.requests if request.path == path]
@@ -148,30 +153,30 @@ class WebhookApp:
     ) -> list[RecordedRequest]:
         """Wait (at most ``within`` seconds) until ``count`` requests (to ``path``) arrived."""
         end = time.monotonic() + within
-        while len(found := self._matching(path)) < count:
-            if time.monotonic() > end:
-                raise TimeoutError(self._missing(count, path, found))
+        while True:  # polled: the app may run in another thread (serve_in_thread)
+            if (found := self._arrived(count, path, end)) is not None:
+                return found
             await asyncio.sleep(0.005)
-        return found
 
     def wait_for_sync(
         self, count: int, *, path: str | None = None, within: float = 5.0
     ) -> list[RecordedRequest]:
         """:meth:`wait_for` for synchronous tests (the app runs in :func:`serve_in_thread`)."""
         end = time.monotonic() + within
-        while len(found := self._matching(path)) < count:
-            if time.monotonic() > end:
-                raise TimeoutError(self._missing(count, path, found))
+        while True:
+            if (found := self._arrived(count, path, end)) is not None:
+                return found
             time.sleep(0.005)
-        return found
 
-    def _matching(self, path: str | None) -> list[RecordedRequest]:
-        return list(self.requests) if path is None else self.requests_to(path)
-
-    @staticmethod
-    def _missing(count: int, path: str | None, found: list[RecordedRequest]) -> str:
-        seen = ", ".join(f"{r.method} {r.url}" for r in found) or "none"
-        return f"expected {count} requests to {path or 'any path'}; got {len(found)}: {seen}"
+    def _arrived(self, count: int, path: str | None, end: float) -> list[RecordedRequest] | None:
+        found = list(self.requests) if path is None else self.requests_to(path)
+        if len(found) >= count:
+            return found
+        if time.monotonic() > end:
+            seen = ", ".join(f"{r.method} {r.url}" for r in found) or "none"
+            where = path or "any path"
+            raise TimeoutError(f"expected {count} requests to {where}; got {len(found)}: {seen}")
+        return None
 
     def _answer(self, path: str) -> Route:
         answers = self._routes.get(path)
@@ -290,8 +295,10 @@ async def serve(app: WebhookApp, *, host: str = "127.0.0.1") -> AsyncIterator[Ru
     try:
         end = time.monotonic() + 5
         while not server.started:
-            if task.done() or time.monotonic() > end:
-                task.result() if task.done() else None
+            if task.done():
+                task.result()  # raises what stopped it
+                raise RuntimeError("webhook app stopped before it started")
+            if time.monotonic() > end:
                 raise RuntimeError("webhook app did not start within 5 s")
             await asyncio.sleep(0.005)
         yield RunningWebhookApp(app, host, sock.getsockname()[1], server)
