@@ -1,0 +1,1 @@
+"""Tests of dialtone.webhooks: parameters, signatures, URLs, the HTTP client, the dispatcher."""
