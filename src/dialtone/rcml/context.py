@@ -105,15 +105,32 @@ class CallContext(Protocol):
     ) -> Document | None:
         """Request RCML with the call's voice request parameters plus ``extra``.
 
-        Returns the validated document, or None when it failed: the context has then
-        recorded the Notification(s) (HOOK-9, DOC-5) and the call must end as "RCML error".
+        Returns the validated document (its warnings already recorded as Notifications), or
+        None when it failed: the context has then recorded the Notification(s) (HOOK-9,
+        DOC-5) and the call must end as "RCML error".
         ``fallback`` (url, method) is tried once when the first request fails (only the
         call's voice URL has one).
         """
         ...
 
-    def warn(self, code: int, message: str, *, element: str | None = None) -> None:
-        """Record a warning Notification (log 1) for this call."""
+    def warn(
+        self, code: int, message: str, *, element: str | None = None, line: int | None = None
+    ) -> None:
+        """Record a warning Notification (log 1) for this call.
+
+        ``element`` (``Response/Reject[1]``) and ``line`` say where in the current document
+        (the last one :meth:`fetch` returned, or the call's first) the problem is (DOC-21).
+        """
+        ...
+
+    def error(
+        self, code: int, message: str, *, element: str | None = None, line: int | None = None
+    ) -> None:
+        """Record an error Notification (log 0) for this call, as :meth:`warn` does.
+
+        Used by the interpreter for errors found while running (82020, 12400); the call
+        is then ended with :meth:`fail`.
+        """
         ...
 
     async def hangup(self) -> None:
@@ -125,7 +142,11 @@ class CallContext(Protocol):
         """``<Reject>``: 603 or 486 to an unanswered inbound call (DOC-11, VRB-7)."""
         ...
 
-    async def fail(self, code: int, message: str) -> None:
+    async def fail(self, code: int | None = None, message: str | None = None) -> None:
         """End the call after an RCML error already recorded (HOOK-9, DOC-11 "RCML error"):
-        500 + Warning when unanswered, BYE when answered."""
+        500 + Warning when unanswered, BYE when answered.
+
+        ``code`` and ``message`` are what the Warning header quotes; None quotes the error
+        this context recorded last (the one of the :meth:`fetch` that returned None).
+        """
         ...
