@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from dialtone import __version__
-from dialtone.api import accounts, clients, numbers
+from dialtone.api import accounts, calls, clients, notifications, numbers
 from dialtone.api.context import basic_credentials, check_credentials, flavour_of
 from dialtone.api.errors import CODES
 from dialtone.api.scope import ApiServices, services_of
@@ -38,6 +38,8 @@ def create_app(services: ApiServices) -> FastAPI:
     accounts.register(app)
     clients.register(app)
     numbers.register(app)
+    calls.register(app)
+    notifications.register(app)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/dialtone/stats.json", stats, methods=["GET"])
     app.add_api_route("/docs/errors/{code}", error_page, methods=["GET"])

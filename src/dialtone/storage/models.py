@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -129,3 +130,79 @@ class Registration(Base):
     user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Call(Base):
+    """One leg (CDR): a SIP dialog or dialog attempt with one remote party (API-23).
+
+    Written by :class:`dialtone.calls.records.CallRecords`, read by the REST API.  ``from_``
+    and ``to`` are stored as ``from_number``/``to_number`` (``from`` and ``to`` are SQL
+    keywords).  ``parent_call_sid`` is deliberately not a foreign key: each call's writes are
+    ordered only among themselves, so a branch row may be committed before its parent's.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_account_created", "account_sid", "date_created", "id"),
+        Index("ix_calls_account_to", "account_sid", "to_number"),
+        Index("ix_calls_account_from", "account_sid", "from_number"),
+        Index("ix_calls_account_status", "account_sid", "status"),
+        Index("ix_calls_account_start", "account_sid", "start_time"),
+        Index("ix_calls_account_end", "account_sid", "end_time"),
+        Index("ix_calls_parent", "parent_call_sid"),
+        Index("ix_calls_sip_call_id", "sip_call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sid: Mapped[str] = mapped_column(String(34), unique=True)
+    account_sid: Mapped[str] = mapped_column(ForeignKey("accounts.sid", ondelete="CASCADE"))
+    parent_call_sid: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    from_: Mapped[str] = mapped_column("from_number", Text)
+    to: Mapped[str] = mapped_column("to_number", Text)
+    status: Mapped[str] = mapped_column(String(16))
+    phone_number_sid: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    caller_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    forwarded_from: Mapped[str | None] = mapped_column(Text, nullable=True)
+    api_version: Mapped[str] = mapped_column(String(10))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    answer_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sip_response_code: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    sip_call_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    date_created: Mapped[datetime] = mapped_column(UTCDateTime())
+    date_updated: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """An error (log 0) or warning (log 1) about a call, document or webhook (API-50, DOC-20).
+
+    ``call_sid`` is indexed but not a foreign key: a Notification is kept even when the row
+    of its call could not be written.  ``request_variables`` is form-encoded text;
+    ``response_body`` holds at most the first 4 KiB of the response.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_account_created", "account_sid", "date_created", "id"),
+        Index("ix_notifications_account_message_date", "account_sid", "message_date"),
+        Index("ix_notifications_call", "call_sid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sid: Mapped[str] = mapped_column(String(34), unique=True)
+    account_sid: Mapped[str] = mapped_column(ForeignKey("accounts.sid", ondelete="CASCADE"))
+    call_sid: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    api_version: Mapped[str] = mapped_column(String(10))
+    log: Mapped[int] = mapped_column(SmallInteger)
+    error_code: Mapped[int] = mapped_column(Integer)
+    more_info: Mapped[str] = mapped_column(Text)
+    message_text: Mapped[str] = mapped_column(Text)
+    message_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_method: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    request_variables: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    date_created: Mapped[datetime] = mapped_column(UTCDateTime())
+    date_updated: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,15 +7,25 @@ Repositories take an :class:`AsyncSession` that the caller opened as one transac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
-from dialtone.storage.models import Account, Base, Client, PhoneNumber, Registration
+from dialtone.storage.models import (
+    Account,
+    Base,
+    Call,
+    Client,
+    Notification,
+    PhoneNumber,
+    Registration,
+)
 
-RowT = TypeVar("RowT", Account, Client, PhoneNumber)
+RowT = TypeVar("RowT", Account, Client, PhoneNumber, Call, Notification)
 
 
 class Page(Generic[RowT]):
@@ -163,11 +173,116 @@ class Registrations:
         await self.session.execute(delete(Registration).where(Registration.expires_at <= now))
 
 
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A half-open interval ``[since, before)`` of aware UTC datetimes; None is unbounded."""
+
+    since: datetime | None = None
+    before: datetime | None = None
+
+    def conditions(self, column: InstrumentedAttribute[Any]) -> list[ColumnElement[bool]]:
+        """The SQL conditions that keep ``column`` inside the range (NULL never matches)."""
+        found: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            found.append(column >= self.since)
+        if self.before is not None:
+            found.append(column < self.before)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """The filters of ``GET /Calls`` (API-22); a list of values matches any of them."""
+
+    to: Sequence[str] = ()
+    from_: Sequence[str] = ()
+    status: str | None = None
+    parent_call_sid: str | None = None
+    start_time: TimeRange = TimeRange()
+    end_time: TimeRange = TimeRange()
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationFilter:
+    """The filters of ``GET /Notifications`` (API-50), optionally of one call."""
+
+    call_sid: str | None = None
+    log: int | None = None
+    message_date: TimeRange = TimeRange()
+
+
+async def _search(
+    session: AsyncSession,
+    model: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+) -> tuple[list[Any], bool]:
+    query = select(model).where(*conditions)
+    query = query.order_by(model.date_created.desc(), model.id.desc())
+    result = await session.execute(query.offset(offset).limit(limit + 1))
+    rows = list(result.scalars())
+    return rows[:limit], len(rows) > limit
+
+
+class Calls(_Resource[Call]):
+    """Call records (CDRs of legs): written by the call layer, read by the API."""
+
+    model = Call
+
+    async def by_sid(self, sid: str) -> Call | None:
+        """The call with this SID in any account (the writer knows only the CallSid)."""
+        result = await self.session.execute(select(Call).where(Call.sid == sid))
+        return result.scalar_one_or_none()
+
+    async def search(
+        self, account_sid: str, where: CallFilter, offset: int, limit: int
+    ) -> Page[Call]:
+        """Calls of the account matching ``where``, newest ``date_created`` first."""
+        conditions: list[ColumnElement[bool]] = [Call.account_sid == account_sid]
+        if where.to:
+            conditions.append(Call.to.in_(list(where.to)))
+        if where.from_:
+            conditions.append(Call.from_.in_(list(where.from_)))
+        if where.status is not None:
+            conditions.append(Call.status == where.status)
+        if where.parent_call_sid is not None:
+            conditions.append(Call.parent_call_sid == where.parent_call_sid)
+        conditions += where.start_time.conditions(Call.start_time)
+        conditions += where.end_time.conditions(Call.end_time)
+        rows, has_next = await _search(self.session, Call, conditions, offset, limit)
+        return Page(rows, has_next)
+
+
+class Notifications(_Resource[Notification]):
+    """Notifications (errors and warnings, DOC-20)."""
+
+    model = Notification
+
+    async def search(
+        self, account_sid: str, where: NotificationFilter, offset: int, limit: int
+    ) -> Page[Notification]:
+        """Notifications of the account matching ``where``, newest ``date_created`` first."""
+        conditions: list[ColumnElement[bool]] = [Notification.account_sid == account_sid]
+        if where.call_sid is not None:
+            conditions.append(Notification.call_sid == where.call_sid)
+        if where.log is not None:
+            conditions.append(Notification.log == where.log)
+        conditions += where.message_date.conditions(Notification.message_date)
+        rows, has_next = await _search(self.session, Notification, conditions, offset, limit)
+        return Page(rows, has_next)
+
+
 __all__ = [
     "Accounts",
     "Base",
+    "CallFilter",
+    "Calls",
     "Clients",
+    "NotificationFilter",
+    "Notifications",
     "Page",
     "PhoneNumbers",
     "Registrations",
+    "TimeRange",
 ]

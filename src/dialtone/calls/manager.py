@@ -1,0 +1,300 @@
+"""The call manager: inbound INVITEs in, live calls out (RTE-1..RTE-4, SIP-10, SIP-11).
+
+It owns the dialog set and the live-call registry, authenticates calling Clients (407),
+routes the INVITE, opens media, answers the SDP offer and starts one task per call. In-
+dialog requests, ACKs and CANCELs reach their call through it; dialog timers (2xx
+retransmission, ACK timeout) are armed on the event loop here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from dialtone import ids
+from dialtone.calls.inbound import InboundCall
+from dialtone.calls.routing import ClientRecord, NumberRecord, Refusal, decide, number_candidates
+from dialtone.calls.services import CallServices
+from dialtone.media.local import LocalMediaEngine
+from dialtone.media.ports import NoMediaPorts
+from dialtone.media.session import configure_from
+from dialtone.registrar.auth import Authenticator, Verdict
+from dialtone.sip.dialog import AckTimeout, DialogSet, Resend
+from dialtone.sip.dialog_uas import UasDialog, reject_invite
+from dialtone.sip.errors import SipParseError
+from dialtone.sip.events import CancelReceived, Peer
+from dialtone.sip.message import Request, Response, make_response
+from dialtone.sip.sdp import SdpError, negotiate_answer, parse_sdp
+
+log = structlog.get_logger("dialtone.calls")
+
+
+class Directory(Protocol):
+    """Storage lookups routing needs."""
+
+    async def number(self, account_sid: str, candidates: list[str]) -> NumberRecord | None:
+        """The IncomingPhoneNumber matching one of ``candidates``."""
+        ...
+
+    async def client(self, account_sid: str, login: str) -> ClientRecord | None:
+        """The Client with this Login."""
+        ...
+
+
+class CallManager:
+    """Every live call of the process."""
+
+    def __init__(
+        self,
+        services: CallServices,
+        *,
+        auth: Authenticator,
+        directory: Directory,
+        media: LocalMediaEngine,
+        domain: str,
+        local_hosts: set[str],
+        contact: Callable[[str], str],
+    ) -> None:
+        self.services = services
+        self.auth = auth
+        self.directory = directory
+        self.media = media
+        self.domain = domain.lower()
+        self.local_hosts = {h.lower() for h in local_hosts} | {self.domain}
+        self.contact = contact
+        self.dialogs = DialogSet()
+        self.calls: dict[str, InboundCall] = {}
+        self._by_invite: dict[str, InboundCall] = {}
+        self._by_dialog: dict[object, InboundCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self.accepting = True
+        services.forget = self._forget
+        services.dialog_changed = self.arm_timer
+
+    # -- requests -----------------------------------------------------------------------
+
+    def invite(self, request: Request, peer: Peer, transaction: str) -> None:
+        """A new INVITE (no To tag): authenticate a calling Client, then route it (async)."""
+        if not self.accepting:
+            self._refuse(request, transaction, 503, "Shutting Down")
+            return
+        try:
+            from_uri = request.from_.uri
+        except SipParseError as exc:
+            self._refuse(request, transaction, 400, exc.reason)
+            return
+        caller_login: str | None = None
+        if (from_uri.host or "").lower() in self.local_hosts and from_uri.user:
+            if self.auth.lookup(from_uri.user) is not None:
+                now = self.services.loop_time()
+                result = self.auth.check(
+                    request, "Proxy-Authorization", from_uri.user, peer.host, now
+                )
+                if result.verdict in (Verdict.CHALLENGE, Verdict.STALE):
+                    stale = result.verdict is Verdict.STALE
+                    headers = [
+                        ("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale=stale)
+                    ]
+                    self._refuse(request, transaction, 407, None, headers)
+                    return
+                if result.verdict is not Verdict.OK:
+                    self._refuse(request, transaction, 403, None)
+                    return
+                caller_login = from_uri.user
+        task = asyncio.get_running_loop().create_task(
+            self._start(request, peer, transaction, caller_login, from_uri.user or "")
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(
+        self,
+        request: Request,
+        peer: Peer,
+        transaction: str,
+        caller_login: str | None,
+        from_user: str,
+    ) -> None:
+        account = self.services.account_sid
+        user = _ruri_user(request)
+        caller = await self.directory.client(account, caller_login) if caller_login else None
+        number = await self.directory.number(account, number_candidates(user)) if user else None
+        callee = await self.directory.client(account, user) if user and number is None else None
+        decision = decide(user, from_user, caller, number, callee)
+        if isinstance(decision, Refusal):
+            if decision.warning_code:
+                self.services.records.notify(
+                    account,
+                    None,
+                    log=1,
+                    error_code=decision.warning_code,
+                    message_text=f"{user}: no voice URL is configured",
+                )
+            self._refuse(request, transaction, decision.status, decision.reason)
+            return
+        if decision.kind == "client-direct":
+            # Direct Client-to-Client calls are dialed as <Dial><Client> (the Dial issue).
+            self._refuse(request, transaction, 480, "Direct Client Calls Not Available Yet")
+            return
+        try:
+            dialog = UasDialog.from_invite(
+                request, secrets.token_hex(6), self.contact(peer.transport)
+            )
+        except SipParseError as exc:
+            self._refuse(request, transaction, 400, exc.reason)
+            return
+        try:
+            media = self.media.open()
+        except NoMediaPorts:
+            self.services.respond(transaction, dialog.reject(503, "No Media Ports"))
+            return
+        try:
+            offer = parse_sdp(request.body)
+            host, port = media.local_address
+            answer = negotiate_answer(
+                offer, host, port, session_id=secrets.randbelow(2**31), version=1
+            )
+        except SdpError as exc:
+            await media.close()
+            status = 488 if exc.no_common_codec or not request.body else 400
+            self.services.respond(transaction, dialog.reject(status))
+            return
+        configure_from(media, answer)
+        call_sid = ids.new_sid(ids.CALL)
+        call = InboundCall(
+            self.services,
+            call_sid=call_sid,
+            invite=request,
+            transaction=transaction,
+            peer=peer,
+            dialog=dialog,
+            media=media,
+            answer_sdp=answer.sdp.to_bytes(),
+            route=decision,
+        )
+        self.dialogs.add(dialog)
+        self.calls[call_sid] = call
+        self._by_invite[transaction] = call
+        self._by_dialog[dialog.id] = call
+        self.services.records.create(
+            call_sid,
+            account_sid=account,
+            direction="inbound",
+            from_=decision.from_,
+            to=decision.to,
+            status="ringing",
+            api_version=decision.api_version,
+            start_time=self.services.utcnow(),
+            phone_number_sid=decision.phone_number_sid,
+            caller_name=call._info.caller_name,
+            forwarded_from=call._info.forwarded_from,
+            sip_call_id=request.call_id,
+        )
+        self.services.respond(transaction, dialog.provisional(180))  # DOC-1
+        log.info("call.started", call_sid=call_sid, to=decision.to, from_=decision.from_)
+        await call.run()
+
+    def _refuse(
+        self,
+        request: Request,
+        transaction: str,
+        status: int,
+        reason: str | None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        response = reject_invite(
+            request, status, reason, to_tag=secrets.token_hex(5), headers=headers or ()
+        )
+        self.services.respond(transaction, response)
+
+    def cancel(self, event: CancelReceived) -> None:
+        """The caller's CANCEL (already answered 200 by the endpoint)."""
+        call = self._by_invite.get(event.invite_transaction)
+        if call is not None:
+            call.caller_cancelled()
+        else:  # still routing: answer the INVITE now; the start task finds it ended
+            response = make_response(event.request, 487, to_tag=secrets.token_hex(5))
+            response.headers.set("CSeq", f"{event.request.cseq.seq} INVITE")
+            self.services.respond(event.invite_transaction, response)
+
+    def ack(self, request: Request) -> None:
+        """An ACK for a 2xx (no transaction)."""
+        self.dialogs.ack_received(request)
+        self.arm_timer()
+
+    def in_dialog(self, request: Request, transaction: str) -> Response | None:
+        """A request inside a dialog (BYE, re-INVITE, INFO, OPTIONS); None → 481."""
+        now = self.services.loop_time()
+        handled = self.dialogs.handle_request(request, now, transaction=transaction)
+        if handled is None:
+            return None
+        dialog = self.dialogs.find(request)
+        call = self._by_dialog.get(dialog.id) if dialog is not None else None
+        if call is None:
+            call = next((c for c in self.calls.values() if c.dialog.match(request)), None)
+        if call is not None:
+            if handled.dtmf is not None:
+                call.media.digits.put(handled.dtmf.digit)
+            if handled.media is not None:
+                configure_from(call.media, handled.media)
+            if handled.ended:
+                call.caller_hung_up()
+        self.arm_timer()
+        return handled.response
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def arm_timer(self) -> None:
+        """Arm the loop for the dialogs' next deadline (2xx retransmission, ACK timeout)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.dialogs.next_deadline()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        for event in self.dialogs.on_timer(self.services.loop_time()):
+            if isinstance(event, Resend) and event.transaction is not None:
+                self.services.respond(event.transaction, event.response)
+            elif isinstance(event, AckTimeout):
+                call = self._by_dialog.get(event.dialog.id)
+                if call is not None:
+                    call.ack_timeout()
+        self.arm_timer()
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _forget(self, call: InboundCall) -> None:
+        self.calls.pop(call.sid, None)
+        self._by_invite.pop(call.transaction, None)
+        self._by_dialog.pop(call.dialog.id, None)
+        call.dialog.terminate()
+        self.arm_timer()
+
+    def count(self) -> int:
+        """Live calls."""
+        return len(self.calls)
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new calls, end live ones (CB-13), wait for their tasks."""
+        self.accepting = False
+        for call in list(self.calls.values()):
+            call.shutdown()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _ruri_user(request: Request) -> str:
+    try:
+        return request.ruri.user or ""
+    except SipParseError:
+        return ""
