@@ -59,7 +59,13 @@ class Server:
             announce_credentials(boot.account.sid, boot.account.auth_token)
         self._http_socket = bind_tcp(settings.http_host, settings.http_port, "HTTP")
         self.http_address = self._http_socket.getsockname()[:2]
-        self.sip = SipStack(settings, self.db, wall=lambda: self.clock.utcnow().timestamp())
+        self.sip = SipStack(
+            settings,
+            self.db,
+            self.clock,
+            account_sid=boot.account.sid,
+            auth_token=boot.account.auth_token,
+        )
         await self.sip.start()
         services = ApiServices(
             db=self.db,

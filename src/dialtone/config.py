@@ -112,6 +112,20 @@ class Settings:
             metavar="LIST",
         ),
     )
+    rtp_ports: str = field(
+        default="20000-29999",
+        metadata=_doc(
+            "LOW-HIGH range of UDP ports for RTP (even ports; one per call leg).",
+            metavar="RANGE",
+        ),
+    )
+    shutdown_grace: float = field(
+        default=10.0,
+        metadata=_doc(
+            "Seconds to wait on SIGTERM/SIGINT for status callbacks to drain (CB-13).",
+            metavar="SECONDS",
+        ),
+    )
     log_level: str = field(
         default="info", metadata=_doc("debug, info, warning or error.", metavar="LEVEL")
     )
@@ -210,6 +224,19 @@ def _convert(name: str, raw: str, source: str) -> Any:
         return Path(raw)
     if name == "outbound_proxy":
         return parse_outbound_proxy(raw, source) if raw else None
+    if name == "rtp_ports":
+        low, sep, high = raw.partition("-")
+        if not (sep and low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+            raise ConfigError(f"{source}: {raw!r} is not LOW-HIGH within 1024-65535")
+        return raw
+    if name == "shutdown_grace":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: {raw!r} is not a number of seconds") from None
+        if not 0 <= value <= 3600:
+            raise ConfigError(f"{source}: {raw!r} is out of range (0-3600)")
+        return value
     if name == "digest_algorithms":
         return _algorithms(raw, source)
     if name == "log_level":

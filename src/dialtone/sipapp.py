@@ -14,6 +14,7 @@ from typing import Final, Protocol
 import structlog
 
 from dialtone import __version__
+from dialtone.calls.manager import CallManager
 from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Binding
 from dialtone.registrar.service import Registrar
@@ -82,6 +83,7 @@ class SipApplication:
         self.mono = mono
         self.wall = wall
         self.endpoint: Endpoint | None = None
+        self.calls: CallManager | None = None
         self.server_header = f"dialtone/{__version__}"
 
     def attach(self, endpoint: Endpoint) -> None:
@@ -93,6 +95,8 @@ class SipApplication:
         if isinstance(event, RequestReceived):
             if event.transaction is not None:
                 self._request(event.request, event.peer, event.transaction)
+            elif event.request.method == "ACK" and self.calls is not None:
+                self.calls.ack(event.request)  # the ACK of a 2xx (no transaction, §17.2.1)
         elif isinstance(event, ResponseReceived):
             if self.keepalive.is_ping(event.transaction) and event.response.status >= 200:
                 assert event.transaction is not None
@@ -104,7 +108,8 @@ class SipApplication:
                     log.info("binding.dropped_unreachable", client_sid=dropped)
                     self.registrar.on_change(dropped)
         elif isinstance(event, CancelReceived):
-            pass  # no INVITE server transactions are kept open yet
+            if self.calls is not None:
+                self.calls.cancel(event)
 
     def _respond(self, transaction: str, response: Response) -> None:
         assert self.endpoint is not None
@@ -125,6 +130,14 @@ class SipApplication:
                 transaction,
                 make_response(request, 420, to_tag=_tag(), headers=[("Unsupported", unsupported)]),
             )
+            return
+        if method not in ("REGISTER", "ACK", "CANCEL") and _to_tag(request):
+            # §12.2.2: a request inside a dialog goes to it, or gets 481.
+            found = self.calls.in_dialog(request, transaction) if self.calls else None
+            self._respond(transaction, found or make_response(request, 481, to_tag=_tag()))
+            return
+        if method == "INVITE" and self.calls is not None:
+            self.calls.invite(request, peer, transaction)
             return
         if method == "REGISTER":
             response = self.registrar.register(request, peer, self.mono(), self.wall())
@@ -173,6 +186,13 @@ class SipApplication:
             ]
         )
         return Request("OPTIONS", binding.contact, headers)
+
+
+def _to_tag(request: Request) -> str | None:
+    try:
+        return request.to.tag
+    except SipParseError:
+        return None
 
 
 def _unsupported(headers: Headers) -> str:

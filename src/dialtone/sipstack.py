@@ -13,6 +13,12 @@ from collections.abc import Callable
 
 import structlog
 
+from dialtone.calls.audio import AudioCache
+from dialtone.calls.lookup import StorageDirectory
+from dialtone.calls.manager import CallManager
+from dialtone.calls.records import CallRecords
+from dialtone.calls.services import CallServices
+from dialtone.clock import Clock
 from dialtone.config import Settings
 from dialtone.errors import StartupError
 from dialtone.listen import bind_error, bind_tcp
@@ -22,6 +28,9 @@ from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Location
 from dialtone.registrar.service import Registrar
 from dialtone.registrar.store import BindingStore
+from dialtone.media.local import LocalMediaEngine
+from dialtone.media.ports import PortPool
+from dialtone.media.tts import SpeechEngine
 from dialtone.sip.endpoint import SipEndpoint
 from dialtone.sipapp import SipApplication
 from dialtone.storage.database import Database
@@ -29,6 +38,8 @@ from dialtone.storage.repository import Clients
 from dialtone.transports.driver import SipDriver
 from dialtone.transports.tcp import TcpTransport
 from dialtone.transports.udp import UdpTransport, bind_udp
+from dialtone.webhooks.client import WebhookClient, WebhookError
+from dialtone.webhooks.dispatcher import CallbackDispatcher
 
 log = structlog.get_logger("dialtone.sip")
 
@@ -38,10 +49,22 @@ HOUSEKEEPING_INTERVAL = 1.0
 class SipStack:
     """Everything SIP in one process, built by :meth:`start`."""
 
-    def __init__(self, settings: Settings, db: Database, wall: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        *,
+        account_sid: str,
+        auth_token: str,
+    ) -> None:
         self.settings = settings
         self.db = db
-        self.wall = wall
+        self.clock = clock
+        self.wall: Callable[[], float] = lambda: clock.utcnow().timestamp()
+        wall = self.wall
+        self.account_sid = account_sid
+        self.auth_token = auth_token
         self.domain = settings.effective_domain
         self.auth = Authenticator(self.domain, settings.digest_algorithms)
         self.location = Location()
@@ -58,6 +81,13 @@ class SipStack:
         self.driver: SipDriver | None = None
         self.address: tuple[str, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.calls: CallManager | None = None
+        self.records = CallRecords(db, clock, public_url=settings.effective_public_url)
+        self.webhooks = WebhookClient()
+        self.callbacks = CallbackDispatcher(self.webhooks, on_failure=self._callback_failed)
+        self.media = LocalMediaEngine(PortPool.parse(settings.rtp_ports), host=settings.sip_host)
+        self.speech = SpeechEngine()
+        self.audio = AudioCache()
 
     async def start(self) -> None:
         """Load credentials and bindings, bind UDP and TCP, start the housekeeping."""
@@ -76,6 +106,7 @@ class SipStack:
         )
         driver = SipDriver(endpoint, app.handle)
         app.attach(driver)
+        app.calls = self.calls = self._call_manager(driver, host, port)
         driver.udp = UdpTransport(udp_sock, driver.feed, driver.pump)
         driver.udp.start()
         driver.tcp = TcpTransport(
@@ -88,6 +119,53 @@ class SipStack:
             loop.create_task(self.store.run(1.0, self.wall), name="bindings-writer"),
             loop.create_task(self._housekeeping(), name="sip-housekeeping"),
         ]
+
+    def _call_manager(self, driver: SipDriver, host: str, port: int) -> CallManager:
+        loop = asyncio.get_running_loop()
+        services = CallServices(
+            account_sid=self.account_sid,
+            auth_token=self.auth_token,
+            public_url=self.settings.effective_public_url,
+            records=self.records,
+            webhooks=self.webhooks,
+            callbacks=self.callbacks,
+            speech=self.speech,
+            audio=self.audio,
+            respond=driver.respond,
+            send_request=driver.send_request,
+            loop_time=loop.time,
+            utcnow=self.clock.utcnow,
+            dialog_changed=lambda: None,
+            forget=lambda call: None,
+        )
+        sip_host = f"[{host}]" if ":" in host else host
+
+        def contact(transport: str) -> str:
+            suffix = ";transport=tcp" if transport == "tcp" else ""
+            return f"sip:dialtone@{sip_host}:{port}{suffix}"
+
+        return CallManager(
+            services,
+            auth=self.auth,
+            directory=StorageDirectory(self.db),
+            media=self.media,
+            domain=self.domain,
+            local_hosts={self.settings.sip_host, "localhost"},
+            contact=contact,
+        )
+
+    def _callback_failed(self, error: WebhookError, sequence_number: int) -> None:
+        """CB-12: a status callback finally failed: warning Notification 15003."""
+        self.records.notify(
+            self.account_sid,
+            error.call_sid,
+            log=1,
+            error_code=15003,
+            message_text=f"status callback {sequence_number} not delivered: {error.message}",
+            request_url=error.url,
+            request_method=error.method,
+            request_variables=list(error.params),
+        )
 
     async def _load(self) -> None:
         async with self.db.session() as session:
@@ -118,6 +196,10 @@ class SipStack:
         """Live counts for ``/dialtone/stats.json`` (API-60)."""
         endpoint = self.driver.endpoint if self.driver else None
         return {
+            "calls": self.calls.count() if self.calls else 0,
+            "sip_dialogs": self.calls.dialogs.count() if self.calls else 0,
+            "media_ports": self.media.in_use(),
+            "webhook_lanes": self.callbacks.lane_count(),
             "sip_transactions": endpoint.transaction_count() if endpoint else 0,
             "timers": endpoint.timer_count() if endpoint else 0,
             "bindings": self.location.count(),
@@ -127,7 +209,15 @@ class SipStack:
         }
 
     async def stop(self) -> None:
-        """Stop housekeeping, write the last binding changes, close the sockets."""
+        """End calls (CB-13), stop housekeeping, write the last changes, close the sockets."""
+        if self.calls is not None:
+            await self.calls.shutdown(self.settings.shutdown_grace)
+        await self.callbacks.drain(self.settings.shutdown_grace)
+        await self.media.close()
+        await self.webhooks.aclose()
+        await self.audio.aclose()
+        await self.speech.aclose()
+        await self.records.close(self.settings.shutdown_grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

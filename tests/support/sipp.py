@@ -34,9 +34,10 @@ def run_scenario(
     workdir: Path,
     *,
     transport: str = "udp",
-    login: str,
-    password: str,
+    login: str = "caller",
+    password: str = "x",
     auth_user: str | None = None,
+    service: str | None = None,
     local_port: int | None = None,
     keys: dict[str, str] | None = None,
     timeout: float = 30.0,
@@ -61,8 +62,7 @@ def run_scenario(
         "-m",
         "1",
         "-nostdin",
-        "-s",
-        login,
+        *(["-s", login] if service is None else []),
         "-au",
         auth_user or login,
         "-ap",
@@ -81,6 +81,8 @@ def run_scenario(
         "-message_file",
         str(messages),
     ]
+    if service is not None:
+        args += ["-s", service]
     for key, value in (keys or {}).items():
         args += ["-key", key, value]
     proc = subprocess.run(
