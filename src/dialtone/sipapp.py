@@ -107,9 +107,8 @@ class SipApplication:
                 if dropped is not None:
                     log.info("binding.dropped_unreachable", client_sid=dropped)
                     self.registrar.on_change(dropped)
-        elif isinstance(event, CancelReceived):
-            if self.calls is not None:
-                self.calls.cancel(event)
+        elif isinstance(event, CancelReceived) and self.calls is not None:
+            self.calls.cancel(event)
 
     def _respond(self, transaction: str, response: Response) -> None:
         assert self.endpoint is not None

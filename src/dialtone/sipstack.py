@@ -22,15 +22,15 @@ from dialtone.clock import Clock
 from dialtone.config import Settings
 from dialtone.errors import StartupError
 from dialtone.listen import bind_error, bind_tcp
+from dialtone.media.local import LocalMediaEngine
+from dialtone.media.ports import PortPool
+from dialtone.media.tts import SpeechEngine
 from dialtone.registrar.auth import Authenticator
 from dialtone.registrar.directory import RegistrarDirectory, credentials_of
 from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Location
 from dialtone.registrar.service import Registrar
 from dialtone.registrar.store import BindingStore
-from dialtone.media.local import LocalMediaEngine
-from dialtone.media.ports import PortPool
-from dialtone.media.tts import SpeechEngine
 from dialtone.sip.endpoint import SipEndpoint
 from dialtone.sipapp import SipApplication
 from dialtone.storage.database import Database

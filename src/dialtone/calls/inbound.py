@@ -22,7 +22,7 @@ from dialtone.calls.audio import AudioFailure
 from dialtone.calls.records import call_duration
 from dialtone.calls.routing import Route
 from dialtone.calls.services import CallServices
-from dialtone.media.session import MediaSession, configure_from
+from dialtone.media.session import MediaSession
 from dialtone.media.sources import PcmSource, Silence, Source
 from dialtone.rcml.context import CallGone, CallState, PlayResult
 from dialtone.rcml.errors import RcmlError

@@ -88,29 +88,32 @@ class CallManager:
         except SipParseError as exc:
             self._refuse(request, transaction, 400, exc.reason)
             return
+        ours = (from_uri.host or "").lower() in self.local_hosts
         caller_login: str | None = None
-        if (from_uri.host or "").lower() in self.local_hosts and from_uri.user:
-            if self.auth.lookup(from_uri.user) is not None:
-                now = self.services.loop_time()
-                result = self.auth.check(
-                    request, "Proxy-Authorization", from_uri.user, peer.host, now
-                )
-                if result.verdict in (Verdict.CHALLENGE, Verdict.STALE):
-                    stale = result.verdict is Verdict.STALE
-                    headers = [
-                        ("Proxy-Authenticate", c) for c in self.auth.challenges(now, stale=stale)
-                    ]
-                    self._refuse(request, transaction, 407, None, headers)
-                    return
-                if result.verdict is not Verdict.OK:
-                    self._refuse(request, transaction, 403, None)
-                    return
-                caller_login = from_uri.user
+        if ours and from_uri.user and self.auth.lookup(from_uri.user) is not None:
+            if not self._authenticated(request, peer, transaction, from_uri.user):
+                return
+            caller_login = from_uri.user
         task = asyncio.get_running_loop().create_task(
             self._start(request, peer, transaction, caller_login, from_uri.user or "")
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _authenticated(self, request: Request, peer: Peer, transaction: str, user: str) -> bool:
+        """RTE-1: a Client of ours calls: 407 challenge, then verify; False when refused."""
+        now = self.services.loop_time()
+        result = self.auth.check(request, "Proxy-Authorization", user, peer.host, now)
+        if result.verdict in (Verdict.CHALLENGE, Verdict.STALE):
+            stale = result.verdict is Verdict.STALE
+            challenges = self.auth.challenges(now, stale=stale)
+            headers = [("Proxy-Authenticate", c) for c in challenges]
+            self._refuse(request, transaction, 407, None, headers)
+            return False
+        if result.verdict is not Verdict.OK:
+            self._refuse(request, transaction, 403, None)
+            return False
+        return True
 
     async def _start(
         self,
