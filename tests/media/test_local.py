@@ -1,0 +1,436 @@
+"""The in-process media layer over real UDP on 127.0.0.1: pacing, DTMF, bridging, ports."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import socket
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+import pytest
+
+from dialtone.media.codecs import PCMA, PCMU, transcode
+from dialtone.media.dtmf import build_event
+from dialtone.media.local import LocalMediaEngine, LocalMediaSession
+from dialtone.media.ports import NoMediaPorts, PortPool
+from dialtone.media.rtp import RtpPacket, RtpSender, parse_rtp
+from dialtone.media.session import Direction, MediaClosed
+from dialtone.media.sources import FRAME_BYTES, PcmSource, ToneSource
+from tests.media.test_ports import free_range
+
+HOST = "127.0.0.1"
+TONE_FRAME = struct.pack("<160h", *(round(8000 * math.sin(n / 4)) for n in range(160)))
+
+
+class Sink:
+    """A plain UDP socket read by a thread, stamping each datagram as it arrives.
+
+    A thread, not the event loop, so that arrival times stay honest while a test
+    stalls the loop.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.02)
+        self.address: tuple[str, int] = self.sock.getsockname()
+        self.received: list[tuple[float, bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            self.received.append((time.monotonic(), data))
+
+    def packets(self) -> list[tuple[float, RtpPacket]]:
+        return [(t, parse_rtp(data)) for t, data in list(self.received)]
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        self.sock.sendto(data, address)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Poll ``predicate`` every 5 ms; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - counters have no event to wait on
+            await asyncio.sleep(0.005)
+
+
+def wire(a: LocalMediaSession, b: LocalMediaSession, pt: int = 0, te: int | None = 101) -> None:
+    """Point two sessions at each other with the same codec and telephone-event PT."""
+    a.configure(*b.local_address, pt, te)
+    b.configure(*a.local_address, pt, te)
+
+
+@pytest.fixture
+def pool() -> PortPool:
+    return PortPool(40000, 40999)
+
+
+@pytest.fixture
+async def engine(pool: PortPool) -> AsyncIterator[LocalMediaEngine]:
+    engine = LocalMediaEngine(pool)
+    yield engine
+    await engine.close()
+    assert pool.in_use() == 0
+
+
+async def test_a_tone_arrives_at_50_packets_a_second(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    wire(a, b)
+    play = asyncio.create_task(a.play(ToneSource(off=0)))
+    await asyncio.sleep(0.1)
+    before = b.stats.audio_received
+    await asyncio.sleep(0.5)
+    assert 22 <= b.stats.audio_received - before <= 28
+    assert b.stats.remote_ssrc == a.stats.ssrc and b.stats.dropped == 0
+    a.stop_playback()
+    assert await play is False
+
+
+async def test_frames_comfort_silence_and_rtp_clock(engine: LocalMediaEngine) -> None:
+    with Sink() as sink:
+        a = engine.open()
+        a.configure(*sink.address, 0, 101)
+        await asyncio.sleep(0.1)  # nothing plays: comfort silence
+        assert await a.play(PcmSource(TONE_FRAME * 10)) is True
+        await asyncio.sleep(0.06)
+        packets = [p for _, p in sink.packets()]
+    silent = PCMU.encode(bytes(FRAME_BYTES))
+    kinds = "".join("s" if p.payload == silent else "t" for p in packets)
+    assert kinds.strip("s") == "t" * 10 and kinds.startswith("ss") and kinds.endswith("s")
+    tone = PCMU.decode(next(p.payload for p in packets if p.payload != silent))
+    assert max(abs(s) for s in struct.unpack("<160h", tone)) > 7000
+    assert all(p.payload_type == 0 and len(p.payload) == 160 for p in packets)
+    assert packets[0].marker and not any(p.marker for p in packets[1:])
+    for prev, nxt in itertools.pairwise(packets):
+        assert nxt.sequence == (prev.sequence + 1) & 0xFFFF
+        assert nxt.timestamp == (prev.timestamp + 160) & 0xFFFFFFFF
+
+
+async def test_without_comfort_silence_an_idle_stream_is_quiet(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool, comfort_silence=False)
+    with Sink() as sink:
+        async with engine.open() as a:
+            a.configure(*sink.address, 8, None)
+            await asyncio.sleep(0.1)
+            assert sink.received == []
+            assert await a.play(PcmSource(TONE_FRAME * 2)) is True
+            await asyncio.sleep(0.05)
+            packets = [p for _, p in sink.packets()]
+    assert [p.payload_type for p in packets] == [8, 8] and packets[0].marker
+    assert packets[0].payload == PCMA.encode(TONE_FRAME)
+
+
+async def test_pacing_100_frames_take_2_seconds_without_drift(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool, comfort_silence=False)
+    with Sink() as sink:
+        async with engine.open() as a:
+            a.configure(*sink.address, 0, None)
+            start = time.monotonic()
+            assert await a.play(PcmSource(TONE_FRAME * 100)) is True
+            played = time.monotonic() - start
+            await asyncio.sleep(0.03)
+        times = [t for t, _ in sink.packets()]
+    assert len(times) == 100
+    assert 1.98 * 0.95 <= times[-1] - times[0] <= 1.98 * 1.05
+    assert 1.9 <= played <= 2.1
+    errors = [t - times[0] - k * 0.02 for k, t in enumerate(times)]
+    assert sorted(abs(e) for e in errors)[50] < 0.01  # most packets near their deadline
+    drift = sum(errors[-10:]) / 10 - sum(errors[:10]) / 10
+    assert abs(drift) < 0.01  # no creep (a sleep(0.02) loop gains up to 1 ms a tick)
+
+
+async def test_a_stalled_loop_skips_ahead_instead_of_bursting(engine: LocalMediaEngine) -> None:
+    with Sink() as sink:
+        a = engine.open()
+        a.configure(*sink.address, 0, None)
+        play = asyncio.create_task(a.play(ToneSource(off=0)))
+        await asyncio.sleep(0.2)
+        stall_end = time.monotonic() + 0.2
+        asyncio.get_running_loop().call_soon(time.sleep, 0.2)
+        await asyncio.sleep(0.25)
+        a.stop_playback()
+        await play
+        times = [t for t, _ in sink.packets()]
+    after = [t for t in times if t >= stall_end - 0.005]
+    assert after, "packets resumed after the stall"
+    burst = max(sum(1 for t in after if s <= t < s + 0.005) for s in after)
+    assert burst <= 3
+    assert a.stats.skipped_ticks >= 5
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) >= 0.15  # the stall itself shows as a gap, not as a burst
+
+
+async def test_digits_are_received_once_each(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    wire(a, b)
+    seen: list[str] = []
+    b.on_digit(seen.append)
+    assert await a.send_digits("123") is True
+    assert [await b.digits.get(0.5) for _ in range(3)] == ["1", "2", "3"]
+    assert await b.digits.get(0.05) is None
+    assert seen == ["1", "2", "3"]
+    assert b.stats.digits_received == 3 and a.stats.digits_sent == 3
+    assert b.stats.events_received == 3 * 8  # 5 updates + 3 ends per digit, one press each
+
+
+async def test_play_stops_at_the_first_digit(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    wire(a, b)
+    loop = asyncio.get_running_loop()
+    play = asyncio.create_task(b.play(ToneSource(), interrupt_on_digit=True))
+    sent = asyncio.create_task(a.send_digits("5"))
+    start = loop.time()
+    assert await play is False
+    assert loop.time() - start < 0.2
+    assert await b.digits.get(0) == "5"  # the digit stays for the Gather
+    await sent
+    b.digits.put("6")
+    assert await b.play(ToneSource(), interrupt_on_digit=True) is False  # one is queued
+
+
+async def test_send_digits_needs_telephone_event(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    wire(a, b, te=None)
+    assert await a.send_digits("1") is False
+    with pytest.raises(ValueError, match="DTMF"):
+        await a.send_digits("x")
+
+
+async def test_bridge_relays_audio_transcoded_in_the_other_legs_stream(
+    pool: PortPool,
+) -> None:
+    engine = LocalMediaEngine(pool, comfort_silence=False)
+    with Sink() as c, Sink() as d:
+        a, b = engine.open(), engine.open()
+        a.configure(*c.address, 0, 101)  # the caller: PCMU
+        b.configure(*d.address, 8, 96)  # the callee: PCMA, its own event PT
+        a.bridge(b)
+        assert a.peer is b and b.peer is a
+        sender = RtpSender(ssrc=0xC0FFEE, sequence=65530, timestamp=0xFFFFFF00)
+        payloads = [PCMU.encode(TONE_FRAME[:-2] + bytes([k, 0])) for k in range(8)]
+        for payload in payloads:
+            c.send(sender.packet(payload, 0), a.local_address)
+        c.send(sender.packet(build_event(1, 160), 101, marker=True), a.local_address)
+        c.send(b"\x81\xc8\x00\x06" + bytes(24), a.local_address)  # an RTCP SR: ignored
+        await until(lambda: len(d.received) == 9)
+        packets = [p for _, p in d.packets()]
+        audio, event = packets[:8], packets[8]
+        assert all(p.ssrc == b.stats.ssrc and p.payload_type == 8 for p in audio)
+        assert [p.payload for p in audio] == [transcode(x, PCMU, PCMA) for x in payloads]
+        assert audio[0].marker and not any(p.marker for p in audio[1:])
+        for prev, nxt in itertools.pairwise(audio):
+            assert nxt.sequence == (prev.sequence + 1) & 0xFFFF
+            assert nxt.timestamp == (prev.timestamp + 160) & 0xFFFFFFFF
+        assert event.payload_type == 96 and event.ssrc == b.stats.ssrc and event.marker
+        assert event.timestamp == (audio[-1].timestamp + 160) & 0xFFFFFFFF
+        assert a.stats.rtcp_ignored == 1 and b.stats.relayed == 9
+        await engine.close()
+
+
+async def test_c_to_a_bridged_to_b_to_d(engine: LocalMediaEngine) -> None:
+    c, a, b, d = (engine.open() for _ in range(4))
+    wire(c, a, pt=0, te=101)
+    wire(b, d, pt=8, te=96)
+    ringback = asyncio.create_task(a.play(ToneSource()))
+    await asyncio.sleep(0.05)
+    seen: list[str] = []
+    a.on_digit(seen.append)  # hangupOnStar's hook sees the caller's digits
+    a.bridge(b)
+    assert await ringback is False  # bridging stops the ringback
+    assert await a.play(ToneSource()) is False  # no local playback while bridged
+    voice = asyncio.create_task(c.play(ToneSource(off=0)))
+    await asyncio.sleep(0.1)
+    before = d.stats.audio_received
+    await asyncio.sleep(0.2)
+    assert 8 <= d.stats.audio_received - before <= 12
+    assert d.stats.remote_ssrc == b.stats.ssrc and d.stats.dropped == 0
+    assert await c.send_digits("123") is True
+    assert [await d.digits.get(0.5) for _ in range(3)] == ["1", "2", "3"]
+    assert seen == ["1", "2", "3"] and len(a.digits) == 0  # bridged: not queued on A
+    c.stop_playback()
+    await voice
+    a.unbridge()
+    assert a.peer is None and b.peer is None
+    assert await b.play(PcmSource(TONE_FRAME * 3)) is True  # B has its stream back
+
+
+async def test_events_are_dropped_when_the_other_leg_has_none(
+    engine: LocalMediaEngine,
+) -> None:
+    c, a, b, d = (engine.open() for _ in range(4))
+    wire(c, a)
+    wire(b, d, te=None)
+    seen: list[str] = []
+    a.on_digit(seen.append)
+    a.bridge(b)
+    await c.send_digits("*")
+    await asyncio.sleep(0.05)
+    assert seen == ["*"] and a.stats.dropped == 8
+    assert d.stats.events_received == 0 and d.stats.dropped == 0
+
+
+async def test_symmetric_rtp_latches_to_the_real_source(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    with Sink() as nowhere:
+        a.configure(*b.local_address, 0, None)
+        b.configure(*nowhere.address, 0, None)  # B's SDP says "nowhere", A sends anyway
+        await until(lambda: a.stats.audio_received > 5)
+        assert b.remote.latched == a.local_address
+        assert b.stats.dropped == 2  # the probation packets
+        silent_before = len(nowhere.received)
+        await asyncio.sleep(0.05)
+        assert len(nowhere.received) == silent_before  # no longer sent there
+
+
+async def test_without_symmetric_rtp_the_sdp_address_is_used(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool, symmetric_rtp=False)
+    a, b = engine.open(), engine.open()
+    with Sink() as sdp_address:
+        a.configure(*b.local_address, 0, None)
+        b.configure(*sdp_address.address, 0, None)
+        await until(lambda: len(sdp_address.received) > 3 and b.stats.audio_received > 3)
+        assert a.stats.audio_received == 0
+    await engine.close()
+
+
+async def test_hold_and_directions(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    with Sink() as sink:
+        a.configure("0.0.0.0", sink.address[1], 0, None)  # hold
+        b.configure(*sink.address, 0, None, Direction.RECVONLY)
+        await asyncio.sleep(0.1)
+        assert sink.received == []
+    a.configure(*b.local_address, 0, None, Direction.SENDONLY)
+    b.configure(*a.local_address, 0, None)
+    await until(lambda: b.stats.audio_received > 2 and a.stats.dropped > 2)
+    assert a.stats.audio_received == 0
+
+
+async def test_foreign_and_malformed_packets_are_counted(engine: LocalMediaEngine) -> None:
+    a, b = engine.open(), engine.open()
+    wire(a, b)
+    with Sink() as stranger:
+        for data in (b"junk", RtpSender().packet(b"\xff" * 160, 0)):
+            stranger.send(data, a.local_address)
+        stranger.send(RtpSender().packet(b"\x01" * 4, 13), b.local_address)
+        await until(lambda: a.stats.malformed == 1 and a.stats.dropped >= 1)
+    await until(lambda: b.stats.audio_received > 0)  # latched to A, not to the stranger
+    assert b.remote.latched == a.local_address
+
+
+async def test_ports_are_released_on_every_path(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool)
+
+    async def verb() -> None:
+        async with engine.open():
+            assert pool.in_use() == 1
+            raise RuntimeError("verb failed")
+
+    with pytest.raises(RuntimeError, match="verb failed"):
+        await verb()
+    assert pool.in_use() == 0
+
+    session = engine.open()
+    play = asyncio.create_task(session.play(ToneSource()))
+    digit = asyncio.create_task(session.digits.get(None))
+    await asyncio.sleep(0.03)
+    await session.close()
+    await session.close()
+    assert pool.in_use() == 0
+    for waiter in (play, digit):
+        with pytest.raises(MediaClosed):
+            await waiter
+    with pytest.raises(MediaClosed):
+        await session.play(ToneSource())
+
+
+async def test_a_crashing_pacer_releases_its_port(
+    pool: PortPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LocalMediaEngine(pool)
+    session = engine.open()
+
+    def crash() -> None:
+        raise RuntimeError("pacer bug")
+
+    monkeypatch.setattr(session, "_tick", crash)
+    await until(lambda: session.closed)
+    assert pool.in_use() == 0 and isinstance(session.error, RuntimeError)
+    await session.close()
+
+    async def call() -> None:
+        async with asyncio.TaskGroup() as group:
+            owned = engine.open(task_group=group)
+            monkeypatch.setattr(owned, "_tick", crash)
+
+    with pytest.raises(ExceptionGroup) as info:
+        await call()
+    assert info.group_contains(RuntimeError, match="pacer bug")
+    assert pool.in_use() == 0
+
+
+async def test_a_task_group_session_ends_with_its_call(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool)
+    async with asyncio.TaskGroup() as group:
+        session = engine.open(task_group=group)
+        assert await session.play(PcmSource(TONE_FRAME)) is True
+        await session.close()
+    assert pool.in_use() == 0
+
+
+async def test_a_failing_source_fails_its_play_only(engine: LocalMediaEngine) -> None:
+    class Broken:
+        def next_frame(self) -> bytes | None:
+            raise OSError("disk gone")
+
+    session = engine.open()
+    with pytest.raises(OSError, match="disk gone"):
+        await session.play(Broken())
+    assert await session.play(PcmSource(TONE_FRAME)) is True
+
+
+async def test_no_media_ports_when_the_range_is_exhausted() -> None:
+    pool = PortPool(*free_range(1))
+    engine = LocalMediaEngine(pool)
+    session = engine.open()
+    with pytest.raises(NoMediaPorts):
+        engine.open()
+    assert pool.in_use() == 1
+    await session.close()
+    assert pool.in_use() == 0
+    await engine.open().close()
+
+
+async def test_bridge_misuse(engine: LocalMediaEngine) -> None:
+    a = engine.open()
+    with pytest.raises(ValueError, match="itself"):
+        a.bridge(a)
+    with pytest.raises(TypeError):
+        a.bridge(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="IPv4 or IPv6"):
+        a.configure("pbx.example.com", 4000, 0, None)
