@@ -70,3 +70,27 @@ def test_gather_digits_then_play_reaches_the_phone(
     assert audio_rms(dump) > 0.01, "the phone heard only silence"
     assert len(app.requests_to("/thanks.wav")) == 1
     wait_for(lambda: rest.stats()["calls"] == 0 and rest.stats()["media_ports"] == 0)
+
+
+def test_a_registered_client_is_challenged_407_and_calls_as_client(
+    sip_server: ServerProcess,
+    rest: Api,
+    webhook: tuple[WebhookApp, str],
+    phones: BaresipFactory,
+) -> None:
+    app, base = webhook
+    app.route("/hello", Route(body="<Response><Say>Hello client.</Say></Response>"))
+    number = create_number(rest, f"{base}/hello")
+    alice = rest.create_client()
+    phone = phones(
+        alice.login, password=alice.password, registrar=f"127.0.0.1:{sip_server.sip_port}"
+    )
+    phone.wait_registered()
+    phone.dial(f"sip:{number}@127.0.0.1:{sip_server.sip_port}")
+    phone.wait_event("CALL_CLOSED", timeout=20)  # end of document → BYE from dialtone
+    received = phone.sip_start_lines("received")
+    assert any(line.startswith("SIP/2.0 407") for line in received), received
+    (hello,) = app.requests_to("/hello")
+    assert hello.params["From"] == f"client:{alice.login}"
+    assert hello.params["Caller"] == f"client:{alice.login}"
+    assert hello.params["To"] == number
