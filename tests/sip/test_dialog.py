@@ -18,7 +18,6 @@ from dialtone.sip.dialog import (
     ALLOW_IN_DIALOG,
     AckTimeout,
     Dialog,
-    DialogSet,
     DialogState,
     DialogStateError,
     DtmfInfo,
@@ -28,6 +27,7 @@ from dialtone.sip.dialog import (
     parse_dtmf_relay,
     peer_for,
 )
+from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.dialog_uac import UacDialog, UacInvite
 from dialtone.sip.dialog_uas import UasDialog, reject_invite
 from dialtone.sip.endpoint import SipEndpoint

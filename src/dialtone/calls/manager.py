@@ -23,7 +23,8 @@ from dialtone.media.local import LocalMediaEngine
 from dialtone.media.ports import NoMediaPorts
 from dialtone.media.session import configure_from
 from dialtone.registrar.auth import Authenticator, Verdict
-from dialtone.sip.dialog import AckTimeout, DialogSet, Resend
+from dialtone.sip.dialog import AckTimeout, Resend
+from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.dialog_uas import UasDialog, reject_invite
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import CancelReceived, Peer

@@ -21,11 +21,11 @@ from dialtone.sip.dialog import (
     EARLY,
     TERMINATED,
     Dialog,
-    DialogSet,
     UacResult,
     contact_target,
     record_route,
 )
+from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.message import Request, Response
 from dialtone.sip.uri import SipUri
