@@ -207,7 +207,8 @@ async def test_play_stops_at_the_first_digit(engine: LocalMediaEngine) -> None:
     start = loop.time()
     assert await play is False
     assert loop.time() - start < 0.2
-    assert await b.digits.get(0) == "5"  # the digit stays for the Gather
+    assert b.digits.peek() == "5"  # the digit stays for the Gather
+    assert await b.digits.get(0) == "5"
     await sent
     b.digits.put("6")
     assert await b.play(ToneSource(), interrupt_on_digit=True) is False  # one is queued
@@ -272,6 +273,8 @@ async def test_c_to_a_bridged_to_b_to_d(engine: LocalMediaEngine) -> None:
     assert await c.send_digits("123") is True
     assert [await d.digits.get(0.5) for _ in range(3)] == ["1", "2", "3"]
     assert seen == ["1", "2", "3"] and len(a.digits) == 0  # bridged: not queued on A
+    a.receive_digit("*")  # a SIP INFO digit is observed the same way
+    assert seen[-1] == "*" and len(a.digits) == 0
     c.stop_playback()
     await voice
     a.unbridge()
@@ -434,3 +437,20 @@ async def test_bridge_misuse(engine: LocalMediaEngine) -> None:
         a.bridge(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="IPv4 or IPv6"):
         a.configure("pbx.example.com", 4000, 0, None)
+
+
+async def test_encoded_frames_are_cached_within_bounds(
+    pool: PortPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dialtone.media.local.ENCODE_CACHE", 4)
+    engine = LocalMediaEngine(pool)
+    with Sink() as sink:
+        async with engine.open() as a:
+            a.configure(*sink.address, 0, None)
+            frames = [TONE_FRAME[:-2] + bytes([k, 0]) for k in range(6)]
+            assert await a.play(PcmSource(b"".join(frames))) is True
+            await asyncio.sleep(0.03)
+            cache = engine._caches["PCMU"]
+            assert 0 < len(cache) <= 4
+        sent = [p.payload for _, p in sink.packets()]
+    assert [PCMU.encode(f) for f in frames] == [p for p in sent if p != PCMU.encode(bytes(320))]

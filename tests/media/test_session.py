@@ -90,10 +90,12 @@ async def test_digits_reach_queue_observers_and_interrupt_playback() -> None:
     assert seen == ["4"] and len(session.digits) == 1
     # A digit already queued stops an interruptible prompt before it starts (VRB-5).
     assert await session._run_playback(ToneSource(), True) is False
+    session.receive_digit("7")  # by SIP INFO: the same path as RFC 4733
+    assert seen == ["4", "7"] and session.digits.peek() == "4" and len(session.digits) == 2
     unsubscribe()
     unsubscribe()
     session._dispatch_digit("5", bridged=False)
-    assert seen == ["4"]
+    assert seen == ["4", "7"]
 
 
 async def test_while_bridged_digits_go_to_observers_only() -> None:

@@ -243,7 +243,7 @@ class CallManager:
             call = next((c for c in self.calls.values() if c.dialog.match(request)), None)
         if call is not None:
             if handled.dtmf is not None:
-                call.media.digits.put(handled.dtmf.digit)
+                call.media.receive_digit(handled.dtmf.digit)
             if handled.media is not None:
                 configure_from(call.media, handled.media)
             if handled.ended:

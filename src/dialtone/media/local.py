@@ -10,8 +10,9 @@ frame in the negotiated codec, a telephone-event while ``send_digits`` runs, or,
 nothing plays and :attr:`~LocalMediaSession.comfort_silence` is on, encoded silence
 (keeps NAT bindings and phones' media timers alive); else the RTP clock just advances.
 Woken late, the pacer sends the ticks due, at most :data:`MAX_BURST` back to back;
-further behind (the loop stalled) it skips ahead: the RTP timestamp jumps with the
-marker set, and the source resumes where it was (the prompt is delayed, not cut).
+further behind (a stalled loop) it skips ahead: the RTP timestamp jumps with the marker
+set, and the source resumes where it was (the prompt is delayed, not cut).  Encoded
+frames are cached per engine: ringback and cached prompts repeat the same frames.
 
 Receiving: RTCP is ignored; telephone-events feed a
 :class:`~dialtone.media.dtmf.DtmfDetector` (each key press once) into the digit queue
@@ -19,10 +20,9 @@ and the ``on_digit`` observers.  Symmetric RTP by default (``symmetric_rtp``): p
 go where the far end's come from, latched as :class:`~dialtone.media.ports.RemoteAddress`
 describes.
 
-Bridging: a bridged session's incoming audio and events go out of the *other* leg's
-stream: its SSRC and sequence numbers, timestamps shifted to continue its RTP clock,
-PCMU↔PCMA transcoded when the codecs differ, events re-numbered to its telephone-event
-PT (dropped when it has none).  Local playback stops while bridged.
+Bridging: a leg's incoming audio and events go out of the *other* leg's stream (its
+SSRC, sequence and RTP clock), PCMU↔PCMA transcoded when the codecs differ, events
+re-numbered to its telephone-event PT (dropped when it has none); no local playback.
 
 Lifetime: :meth:`~LocalMediaSession.close` (or leaving ``async with``) closes the socket
 and releases the port at once, then ends the pacer; the pacer's own end, a crash too,
@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import structlog
 
-from dialtone.media.codecs import PCMU, G711Codec, codec_for, transcode
+from dialtone.media.codecs import PCMU, codec_for, transcode
 from dialtone.media.dtmf import DtmfDetector, DtmfSender
 from dialtone.media.ports import PortPool, RemoteAddress, RtpSocket
 from dialtone.media.rtp import RtpError, RtpPacket, RtpReceiver, RtpSender, is_rtcp, parse_rtp
@@ -78,10 +78,10 @@ class LocalMediaSession(MediaSessionBase):
         self._stats = MediaStats(ssrc=self._sender.ssrc)
         self._pt, self._codec = 0, PCMU
         self._te_pt: int | None = None
-        self._encoded = engine._encoded(PCMU)
+        self._encoded = engine._caches.setdefault(PCMU.name, {})
         self._sends = self._receives = False
         self._dtmf: DtmfSender | None = None
-        self._dtmf_done: asyncio.Future[None] | None = None
+        self._dtmf_done: asyncio.Future[None] = self._loop.create_future()
         self._dtmf_base = 0
         self._dtmf_lock = asyncio.Lock()
         self._peer: LocalMediaSession | None = None
@@ -91,8 +91,6 @@ class LocalMediaSession(MediaSessionBase):
         self.error: BaseException | None = None
         """The exception that killed the pacer, if one did."""
 
-    # --- MediaSession --------------------------------------------------------------
-
     @property
     def local_address(self) -> tuple[str, int]:
         """The bound (host, port)."""
@@ -101,11 +99,9 @@ class LocalMediaSession(MediaSessionBase):
     @property
     def stats(self) -> MediaStats:
         """The counters, with the send and loss figures brought up to date."""
-        stats = self._stats
-        stats.packets_sent = self._sender.packets_sent
-        stats.octets_sent = self._sender.octets_sent
-        stats.lost = self._receiver.lost
-        stats.remote_ssrc = self._receiver.ssrc
+        stats, sender, receiver = self._stats, self._sender, self._receiver
+        stats.packets_sent, stats.octets_sent = sender.packets_sent, sender.octets_sent
+        stats.lost, stats.remote_ssrc = receiver.lost, receiver.ssrc
         stats.send_errors = self._rtp.send_errors
         return stats
 
@@ -130,13 +126,13 @@ class LocalMediaSession(MediaSessionBase):
         self.remote.configure(remote_host, remote_port)
         self._pt, self._te_pt = payload_type, telephone_event_pt
         if new_codec is not self._codec:
-            self._codec, self._encoded = new_codec, self._engine._encoded(new_codec)
+            self._codec = new_codec
+            self._encoded = self._engine._caches.setdefault(new_codec.name, {})
         self._sends, self._receives = direction.sends, direction.receives
 
     async def play(self, source: Source, *, interrupt_on_digit: bool = False) -> bool:
         """Play ``source``; True when it ended by itself (see :class:`MediaSession`)."""
-        self._check_open()
-        if self._peer is not None:
+        if self._peer is not None:  # (a closed session has none: _run_playback raises)
             return False
         return await self._run_playback(source, interrupt_on_digit)
 
@@ -193,11 +189,7 @@ class LocalMediaSession(MediaSessionBase):
         self._rtp.start(self._datagram)
         pacer = self._pace()
         self._task = task_group.create_task(pacer) if task_group else self._loop.create_task(pacer)
-        self._task.add_done_callback(self._paced_out)
-
-    def _paced_out(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("media.pacer_failed", port=self.port, exc_info=exc)
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     def _release(self) -> None:
         """Close the socket, release the port, wake every waiter: synchronous, idempotent."""
@@ -207,10 +199,8 @@ class LocalMediaSession(MediaSessionBase):
         self._close_base()
         self._rtp.close()
         self._engine._sessions.discard(self)
-        if self._dtmf_done is not None and not self._dtmf_done.done():
+        if self._dtmf is not None and not self._dtmf_done.done():
             self._dtmf_done.set_exception(MediaClosed("media session closed"))
-
-    # --- sending -------------------------------------------------------------------
 
     async def _pace(self) -> None:
         loop = self._loop
@@ -236,6 +226,7 @@ class LocalMediaSession(MediaSessionBase):
                 self._tick()
         except Exception as exc:
             self.error = exc
+            log.error("media.pacer_failed", port=self.port, exc_info=exc)
             raise
         finally:
             self._release()
@@ -286,7 +277,7 @@ class LocalMediaSession(MediaSessionBase):
         packet = dtmf.next_tick()
         if dtmf.done:
             self._dtmf = None
-            if self._dtmf_done is not None and not self._dtmf_done.done():
+            if not self._dtmf_done.done():
                 self._dtmf_done.set_result(None)
         if packet is None:
             return False
@@ -297,9 +288,8 @@ class LocalMediaSession(MediaSessionBase):
             return True
         self._relay_ssrc = None  # a bridge re-anchors its timestamps after our packets
         timestamp = self._dtmf_base + packet.offset
-        self._rtp.send(
-            sender.packet(packet.payload, te_pt, marker=packet.marker, timestamp=timestamp), dest
-        )
+        data = sender.packet(packet.payload, te_pt, marker=packet.marker, timestamp=timestamp)
+        self._rtp.send(data, dest)
         return True
 
     def _relay(self, packet: RtpPacket, payload: bytes, pt: int, audio: bool) -> bool:
@@ -363,11 +353,8 @@ class LocalMediaSession(MediaSessionBase):
 
 
 class LocalMediaEngine:
-    """Opens in-process sessions on a :class:`PortPool`; :class:`MediaEngine`.
-
-    ``host`` is the default address to bind; ``comfort_silence`` and ``symmetric_rtp``
-    the defaults of new sessions (see the module docstring).
-    """
+    """Opens in-process sessions on a :class:`PortPool` (a :class:`MediaEngine`): ``host``
+    to bind, and the defaults of ``comfort_silence`` and ``symmetric_rtp`` (module doc)."""
 
     def __init__(
         self,
@@ -401,9 +388,6 @@ class LocalMediaEngine:
             rtp.close()
             raise
         return session
-
-    def _encoded(self, codec: G711Codec) -> dict[bytes, bytes]:
-        return self._caches.setdefault(codec.name, {})
 
     def in_use(self) -> int:
         """Media ports in use (``media_ports``)."""

@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Protocol, Self
 
 import structlog
@@ -119,6 +118,10 @@ class DigitQueue:
         self._digits.append(digit)
         self._wake()
 
+    def peek(self) -> str | None:
+        """The next digit without taking it (the one that interrupted a prompt, say)."""
+        return self._digits[0] if self._digits else None
+
     def clear(self) -> None:
         """Forget the digits pressed so far (a new ``<Gather>`` starts clean)."""
         self._digits.clear()
@@ -140,12 +143,6 @@ class DigitQueue:
         ``timeout=None`` waits without limit; ``0`` (or less) only takes a queued one.
         Raises :class:`MediaClosed` instead of waiting on a closed queue.
         """
-        if self._digits:
-            return self._digits.popleft()
-        if self._closed:
-            raise MediaClosed("the media session is closed")
-        if timeout is not None and timeout <= 0:
-            return None
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
@@ -226,13 +223,9 @@ class MediaSession(Protocol):
         ...
 
     async def send_digits(self, digits: str) -> bool:
-        """Send ``digits`` as RFC 4733 events (``w``/``W`` pause 0.5 s/1 s; VRB-2).
-
-        Returns when the last event went out: True, or False at once when the far end
-        agreed no telephone-event (nothing to send).  Raises
-        :class:`~dialtone.media.dtmf.DtmfError` for a character that is no digit.
-        Concurrent calls are sent one after the other.
-        """
+        """Send RFC 4733 events (``w``/``W`` pause 0.5 s/1 s; VRB-2), one call after another;
+        True once the last went out, False at once without a telephone-event PT.  Raises
+        :class:`~dialtone.media.dtmf.DtmfError` for a character that is no digit."""
         ...
 
     def bridge(self, other: MediaSession) -> None:
@@ -248,30 +241,31 @@ class MediaSession(Protocol):
         """Call ``observer`` with every digit received; returns the unsubscribe call."""
         ...
 
+    def receive_digit(self, digit: str) -> None:
+        """A digit signalled out of band (SIP INFO ``dtmf-relay``, VRB-5), taken like an
+        RFC 4733 one: queued unless bridged, interrupting a prompt, observed."""
+        ...
+
     async def close(self) -> None:
         """Stop everything, close the socket and release the port; idempotent (DOC-12)."""
         ...
 
 
+@dataclass(slots=True, eq=False)
 class Playback:
     """One :meth:`MediaSession.play` in progress: its source and the future it awaits."""
 
-    __slots__ = ("done", "interrupt", "source")
-
-    def __init__(self, source: Source, interrupt: bool, done: asyncio.Future[bool]) -> None:
-        self.source = source
-        self.interrupt = interrupt
-        self.done = done
+    source: Source
+    interrupt: bool
+    done: asyncio.Future[bool]
 
 
 class MediaSessionBase:
     """The backend-independent half of a session: digits, observers, playback state.
 
-    A backend subclasses it and implements the rest of :class:`MediaSession`; it calls
-    :meth:`_dispatch_digit` for each key press, ends playbacks with
-    :meth:`_finish_playback` and calls :meth:`_close_base` once when it closes.  Use as
-    ``async with``: leaving it awaits :meth:`close`.
-    """
+    A backend implements the rest of :class:`MediaSession`, calls :meth:`_dispatch_digit`
+    per key press, :meth:`_finish_playback` and, once, :meth:`_close_base`.  ``async with``
+    awaits :meth:`close` on leaving."""
 
     def __init__(self) -> None:
         self._digits = DigitQueue()
@@ -288,6 +282,15 @@ class MediaSessionBase:
     def closed(self) -> bool:
         """True once closed."""
         return self._closed
+
+    @property
+    def peer(self) -> MediaSessionBase | None:
+        """The bridged session (a backend with bridges overrides this)."""
+        return None
+
+    def receive_digit(self, digit: str) -> None:
+        """A digit signalled out of band (SIP INFO), taken like an RFC 4733 one."""
+        self._dispatch_digit(digit, bridged=self.peer is not None)
 
     def on_digit(self, observer: DigitObserver) -> Callable[[], None]:
         """Call ``observer(digit)`` for every digit received; returns the unsubscribe."""
@@ -311,12 +314,7 @@ class MediaSessionBase:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     def _check_open(self) -> None:
