@@ -161,13 +161,6 @@ class Registrations:
         )
         return list(result.scalars())
 
-    async def replace_for_client(self, client_sid: str, rows: Sequence[Registration]) -> None:
-        """Make ``rows`` the complete set of stored bindings of one Client."""
-        await self.session.execute(
-            delete(Registration).where(Registration.client_sid == client_sid)
-        )
-        self.session.add_all(list(rows))
-
     async def purge_expired(self, now: datetime) -> None:
         """Delete bindings that expired before ``now``."""
         await self.session.execute(delete(Registration).where(Registration.expires_at <= now))

@@ -1,0 +1,1 @@
+"""Shared helpers for dialtone's benchmarks: processes, ports, /proc sampling, reports."""

@@ -1,0 +1,1 @@
+"""REGISTER benchmark: SIPp digest registrations against Kamailio and dialtone."""
