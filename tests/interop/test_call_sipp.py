@@ -166,3 +166,36 @@ def test_broken_document_gets_500_with_warning_and_a_notification(
         return any(n["error_code"] == "12200" for n in notes.get("notifications", []))
 
     wait_for(noted, timeout=10)
+
+
+def test_caller_cancel_while_ringing_gets_487_and_the_call_is_canceled(
+    sip_server: ServerProcess,
+    rest: Api,
+    webhook: tuple[WebhookApp, str],
+    tmp_path: Path,
+    peer_binaries: None,
+) -> None:
+    app, base = webhook
+    app.route("/wait", Route(body='<Response><Pause length="20"/><Say>late</Say></Response>'))
+    app.route("/ended", Route(204, content_type=None))
+    number = create_number(rest, f"{base}/wait", StatusCallback=f"{base}/ended")
+    sink = RtpSink()
+    try:
+        result = run_scenario(
+            "uac_cancel",
+            sip_server.sip_port,
+            tmp_path,
+            service=number,
+            keys={"rtp_port": str(sink.port)},
+        )
+    finally:
+        sink.close()
+    assert result.returncode == 0, result.describe()
+    call_sid = app.requests_to("/wait")[0].params["CallSid"]
+    wait_for(lambda: len(app.requests_to("/ended")) == 1, timeout=10)
+    ended = app.requests_to("/ended")[0].params
+    assert ended["CallStatus"] == "canceled" and ended["CallDuration"] == "0"
+    assert ended["SipResponseCode"] == "487"
+    call = rest.http.get(f"{rest.server.api}/Calls/{call_sid}.json").json()
+    assert call["status"] == "canceled" and call["sip_response_code"] == 487
+    wait_for(lambda: rest.stats()["calls"] == 0 and rest.stats()["sip_dialogs"] == 0)
