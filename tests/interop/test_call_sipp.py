@@ -199,3 +199,37 @@ def test_caller_cancel_while_ringing_gets_487_and_the_call_is_canceled(
     call = rest.http.get(f"{rest.server.api}/Calls/{call_sid}.json").json()
     assert call["status"] == "canceled" and call["sip_response_code"] == 487
     wait_for(lambda: rest.stats()["calls"] == 0 and rest.stats()["sip_dialogs"] == 0)
+
+
+def test_caller_bye_during_speech_ends_the_call_and_frees_everything(
+    sip_server: ServerProcess,
+    rest: Api,
+    webhook: tuple[WebhookApp, str],
+    tmp_path: Path,
+    peer_binaries: None,
+) -> None:
+    app, base = webhook
+    app.route("/long", Route(body='<Response><Say loop="0">This goes on and on.</Say></Response>'))
+    number = create_number(rest, f"{base}/long")
+    sink = RtpSink()
+    try:
+        result = run_scenario(
+            "uac_bye",
+            sip_server.sip_port,
+            tmp_path,
+            service=number,
+            keys={"rtp_port": str(sink.port)},
+        )
+    finally:
+        sink.close()
+    assert result.returncode == 0, result.describe()
+    call_sid = app.requests_to("/long")[0].params["CallSid"]
+
+    def completed() -> bool:
+        call = rest.http.get(f"{rest.server.api}/Calls/{call_sid}.json").json()
+        return call["status"] == "completed" and call["duration"] in ("1", "2")
+
+    wait_for(completed, timeout=10)
+    stats = rest.stats()
+    wait_for(lambda: rest.stats()["calls"] == 0 and rest.stats()["media_ports"] == 0)
+    assert stats["sip_dialogs"] == 0
