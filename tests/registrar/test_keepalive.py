@@ -15,7 +15,7 @@ def setup() -> tuple[Location, KeepAlive]:
 
 
 def test_first_ping_sixty_seconds_after_registering_then_every_sixty() -> None:
-    loc, ka = setup()
+    _, ka = setup()
     assert ka.due(1) == []  # housekeeping sees the new binding within a second
     assert ka.due(59) == []
     due = ka.due(60)
