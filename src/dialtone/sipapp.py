@@ -18,6 +18,7 @@ from dialtone.calls.manager import CallManager
 from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Binding
 from dialtone.registrar.service import Registrar
+from dialtone.sip.endpoint import random_hex
 from dialtone.sip.errors import SipParseError, status_for_error
 from dialtone.sip.events import (
     CancelReceived,
@@ -196,6 +197,8 @@ def _to_tag(request: Request) -> str | None:
 
 def _unsupported(headers: Headers) -> str:
     """The option tags of ``Require`` that dialtone does not support (all of them)."""
+    if "Require" not in headers:  # nearly every request: skip the list parse
+        return ""
     return ", ".join(v.strip() for v in headers.values("Require") if v.strip())
 
 
@@ -205,4 +208,4 @@ def _peer_of(binding: Binding) -> Peer:
 
 
 def _tag() -> str:
-    return secrets.token_hex(5)
+    return random_hex(5)

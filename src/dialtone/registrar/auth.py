@@ -66,6 +66,16 @@ class AuthResult:
 # A dummy HA1 so that an unknown user costs the same hash work as a known one.
 _DUMMY = Credentials("", "", "", "0" * 32, "0" * 64, "")
 
+# The verdicts without credentials, built once (they are immutable); the enum members
+# as globals (reading ``Verdict.OK`` goes through the enum metaclass).
+_OK = Verdict.OK
+_CHALLENGE = AuthResult(Verdict.CHALLENGE)
+_STALE = AuthResult(Verdict.STALE)
+_FORBIDDEN = AuthResult(Verdict.FORBIDDEN)
+_BLOCKED = AuthResult(Verdict.BLOCKED)
+_MALFORMED = AuthResult(Verdict.MALFORMED)
+_INVALID, _NONCE_STALE = NonceStatus.INVALID, NonceStatus.STALE
+
 
 class Authenticator:
     """Challenges and verifies digest credentials against the Client credential cache."""
@@ -132,37 +142,45 @@ class Authenticator:
         """
         values = request.headers.get_all(header)
         if not values:
-            return AuthResult(Verdict.CHALLENGE)
+            return _CHALLENGE
         if self.throttle.blocked(source_host, now):
-            return AuthResult(Verdict.BLOCKED)
+            return _BLOCKED
         params = self._ours(values)
         if params is None:
-            return AuthResult(Verdict.MALFORMED if values else Verdict.CHALLENGE)
-        if params.realm != self.realm or not params.nonce:
-            return AuthResult(Verdict.CHALLENGE)
-        status = self.nonces.check(params.nonce, now, realm=self.realm)
-        if status is NonceStatus.INVALID:
-            return AuthResult(Verdict.CHALLENGE)
+            return _MALFORMED if values else _CHALLENGE
+        nonce = params.nonce
+        if params.realm != self.realm or not nonce:
+            return _CHALLENGE
+        status = self.nonces.check(nonce, now, realm=self.realm)
+        if status is _INVALID:
+            return _CHALLENGE
         algorithm = (params.get("algorithm") or "MD5").upper()
         if algorithm.removesuffix("-SESS") not in self.algorithms:
-            return AuthResult(Verdict.CHALLENGE)
-        found = self._by_login.get(params.username or "")
+            return _CHALLENGE
+        username = params.username
+        found = self._by_login.get(username or "")
         candidate = found or _DUMMY
         right = verify(params, request.method, candidate.ha1(algorithm))
-        uri_ok = params.uri is not None and digest_uri_matches(params.uri, request.uri)
-        user_ok = found is not None and params.username == expected_user
+        uri = params.uri
+        uri_ok = uri is not None and digest_uri_matches(uri, request.uri)
+        user_ok = found is not None and username == expected_user
         if not (right and uri_ok and user_ok):
             self.throttle.failure(source_host, now)
-            return AuthResult(Verdict.FORBIDDEN)
-        if status is NonceStatus.STALE:
-            return AuthResult(Verdict.STALE)
-        if not self.nonces.accept_nc(params.nonce, params.nc_value):
+            return _FORBIDDEN
+        if status is _NONCE_STALE:
+            return _STALE
+        if not self.nonces.accept_nc(nonce, params.nc_value):
             self.throttle.failure(source_host, now)
-            return AuthResult(Verdict.FORBIDDEN)
-        return AuthResult(Verdict.OK, found)
+            return _FORBIDDEN
+        return AuthResult(_OK, found)
 
     def _ours(self, values: list[str]) -> DigestParams | None:
         """The credentials for our realm among possibly several headers (one per realm)."""
+        if len(values) == 1:  # the usual case: that one, whatever its realm
+            try:
+                return parse_digest(values[0])
+            except DigestError:
+                return None
         parsed: list[DigestParams] = []
         for value in values:
             try:

@@ -7,7 +7,6 @@ batches by :class:`dialtone.registrar.store.BindingStore`, so REGISTER never wai
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
@@ -15,11 +14,14 @@ import structlog
 
 from dialtone.registrar.auth import Authenticator, Verdict
 from dialtone.registrar.location import ContactUpdate, Location, OutOfOrder, Source
+from dialtone.sip.endpoint import random_hex
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import Peer
 from dialtone.sip.message import Request, Response, make_response
 
 log = structlog.get_logger("dialtone.registrar")
+
+_OK: Final = Verdict.OK  # a global: reading Verdict.OK goes through the enum metaclass
 
 MIN_EXPIRES: Final = 60
 MAX_EXPIRES: Final = 3600
@@ -52,11 +54,12 @@ class Registrar:
             header_expires = request.expires
         except SipParseError as exc:
             return make_response(request, 400, exc.reason, to_tag=_tag())
-        host = (to.uri.host or "").lower()
-        if host not in self.local_hosts or not to.uri.user:
+        to_uri = to.uri
+        host = (to_uri.host or "").lower()
+        if host not in self.local_hosts or not to_uri.user:
             return make_response(request, 403, "Domain Not Served Here", to_tag=_tag())
-        verdict = self.auth.check(request, "Authorization", to.uri.user, peer.host, now_mono)
-        if verdict.verdict is not Verdict.OK or verdict.credentials is None:
+        verdict = self.auth.check(request, "Authorization", to_uri.user, peer.host, now_mono)
+        if verdict.verdict is not _OK or verdict.credentials is None:
             return self._refuse(request, verdict.verdict, now_mono)
         client_sid = verdict.credentials.client_sid
         call_id = request.call_id
@@ -133,4 +136,4 @@ class Registrar:
 
 
 def _tag() -> str:
-    return secrets.token_hex(5)
+    return random_hex(5)

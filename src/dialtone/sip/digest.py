@@ -24,6 +24,7 @@ Nothing here reads a clock, touches a socket or awaits: time comes in as ``now``
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -169,6 +170,13 @@ _HEAD_RE = re.compile(rf"{_LWS}[Dd][Ii][Gg][Ee][Ss][Tt](?:(?:[ \t]|\r?\n[ \t])++
 _ITEM_RE = re.compile(
     rf"({_TCHARS}){_LWS}={_LWS}(?:{_QUOTED}|({_TCHARS})){_LWS}(?:,{_LWS}|\Z)|,{_LWS}|(.+)",
     re.DOTALL,
+)
+# Fast path of parse_digest for what phones send: ``Digest name="value", name=token``
+# with no LWS but after the commas, no escapes, no folding.  Each match is a parameter
+# _ITEM_RE would read the same way; group 4 catches any character no parameter covers,
+# which sends the value to the general loop (it owns the errors).
+_FAST_ITEM_RE = re.compile(
+    rf'({_TCHARS})=(?:"([^"\\\r\n]*)"|({_TCHARS}))(?:,[ \t]*|\Z)|(.)', re.DOTALL
 )
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
@@ -345,6 +353,15 @@ def parse_digest(value: str) -> DigestParams:
     """
     if not isinstance(value, str):
         raise DigestError("header value is not text")
+    if value.startswith("Digest "):
+        fast = _parse_digest_fast(value)
+        if fast is not None:
+            return fast
+    return _parse_digest(value)
+
+
+def _parse_digest(value: str) -> DigestParams:
+    # The general parser, for every shape (and every error).
     head = _HEAD_RE.match(value)
     if head is None:
         raise DigestError("scheme is not Digest")
@@ -363,6 +380,21 @@ def parse_digest(value: str) -> DigestParams:
         params[key] = token or _unquote(quoted)
     if not params:
         raise DigestError("Digest without parameters")
+    return DigestParams(params)
+
+
+def _parse_digest_fast(value: str) -> DigestParams | None:
+    # parse_digest's answer for the common shape, or None for the general loop.
+    params: dict[str, str] = {}
+    for name, quoted, token, stray in _FAST_ITEM_RE.findall(value, 7):
+        if stray:
+            return None
+        key = name.lower()
+        if key in params:
+            return None
+        params[key] = token or quoted
+    if not params:
+        return None
     return DigestParams(params)
 
 
@@ -431,8 +463,19 @@ def build_challenge(
     ``stale=True`` tells the client its credentials were right but the nonce expired
     (RFC 7616 §3.3), so it retries without asking the user.
     """
+    head, tail = _challenge_frame(realm, algorithm, stale, opaque, qop)
+    return f"{head}{_quote(nonce)}{tail}"
+
+
+@functools.lru_cache(maxsize=64)
+def _challenge_frame(
+    realm: str, algorithm: str, stale: bool, opaque: str | None, qop: str
+) -> tuple[str, str]:
+    # Everything of a challenge but the nonce, which is new every time: a registrar
+    # sends the same realm, qop and algorithm in every 401 (errors are not cached).
     alg = parse_algorithm(algorithm)
-    parts = [f"Digest realm={_quote(realm)}", f"nonce={_quote(nonce)}"]
+    head = f"Digest realm={_quote(realm)}, nonce="
+    parts = [""]
     if qop:
         parts.append(f"qop={_quote(qop)}")
     parts.append(f"algorithm={alg.value}")
@@ -440,7 +483,7 @@ def build_challenge(
         parts.append(f"opaque={_quote(opaque)}")
     if stale:
         parts.append("stale=true")
-    return ", ".join(parts)
+    return head, ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- verifying

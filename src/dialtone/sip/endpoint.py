@@ -23,6 +23,7 @@ are anchored at the endpoint's next call that brings the time (the driver's
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import secrets
 from collections import deque
@@ -57,11 +58,16 @@ from dialtone.sip.transaction import (
     Transaction,
     build_cancel,
     client_key,
+    new_outgoing,
     server_key,
 )
 from dialtone.sip.transitions import CALLING, ICT, IST, NICT, NIST, PROCEEDING, Input
 
-__all__ = ["DEFAULT_ALLOW", "SipEndpoint", "check_method", "response_peer"]
+__all__ = ["DEFAULT_ALLOW", "SipEndpoint", "check_method", "random_hex", "response_peer"]
+
+# Enum members as globals: reading ``Input.X`` goes through the enum metaclass.
+_RECV_REQUEST, _SEND_1XX, _SEND_2XX = Input.RECV_REQUEST, Input.SEND_1XX, Input.SEND_2XX
+_SEND_FAILURE = Input.SEND_FAILURE
 
 # Parameters of the first via-parm a server rewrites (§18.2.1, RFC 3581 §4); the Via
 # parsed already, so these only have to find them in text known to be well formed.
@@ -84,6 +90,45 @@ _COUNTERS: Final = (
     "stray_responses",  # responses matching no client transaction
     "late_responses",  # TU responses for a transaction that has ended
 )
+
+
+class _RandomPool:
+    """os.urandom bytes bought 4 KiB at a time, each handed out once (see random_hex)."""
+
+    __slots__ = ("at", "data")
+
+    SIZE: Final = 4096
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.at = 0
+
+    def reset(self) -> None:
+        # A forked child must not hand out the bytes its parent hands out.
+        self.data, self.at = b"", 0
+
+
+_POOL: Final = _RandomPool()
+os.register_at_fork(after_in_child=_POOL.reset)
+
+
+def random_hex(nbytes: int) -> str:
+    """Like ``secrets.token_hex(nbytes)``: ``nbytes`` bytes from ``os.urandom``, in hex.
+
+    The bytes come from a pool refilled 4 KiB at a time, so a tag or branch costs a
+    slice rather than a ``getrandom`` system call (four per registration).  Every byte
+    is used once; the randomness is the operating system's, as with :mod:`secrets`.
+    """
+    pool = _POOL
+    at = pool.at
+    end = at + nbytes
+    if end > len(pool.data):
+        if nbytes > _RandomPool.SIZE:
+            return secrets.token_hex(nbytes)
+        pool.data = os.urandom(_RandomPool.SIZE)
+        at, end = 0, nbytes
+    pool.at = end
+    return pool.data[at:end].hex()
 
 
 def response_peer(via: Via, source: Peer) -> Peer:
@@ -155,23 +200,26 @@ class SipEndpoint:
     @staticmethod
     def new_branch() -> str:
         """A fresh RFC 3261 branch: the magic cookie and 64 random bits."""
-        return MAGIC_COOKIE + secrets.token_hex(8)
+        return MAGIC_COOKIE + random_hex(8)
 
     @staticmethod
     def new_tag() -> str:
         """A fresh From/To tag (48 random bits)."""
-        return secrets.token_hex(6)
+        return random_hex(6)
 
     @staticmethod
     def new_call_id() -> str:
         """A fresh Call-ID (128 random bits)."""
-        return secrets.token_hex(16)
+        return random_hex(16)
 
     # -- input from the transports -----------------------------------------------------------
 
     def receive(self, data: bytes, peer: Peer, now: float) -> None:
         """Take one datagram (or one framed stream message) from ``peer``.  Never raises."""
-        self._tick(now)
+        if now > self._now:  # _tick, inline: this runs for every message
+            self._now = now
+        if self.timers._pending:
+            self.timers.anchor(now)
         counts = self._counts
         counts["received"] += 1
         if data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n"):
@@ -214,7 +262,10 @@ class SipEndpoint:
 
     def datagrams_to_send(self, now: float) -> list[Outgoing]:
         """Return (and forget) everything to send, in order."""
-        self._tick(now)
+        if now > self._now:  # _tick, inline: this runs for every message
+            self._now = now
+        if self.timers._pending:
+            self.timers.anchor(now)
         out, self._out = self._out, []
         return out
 
@@ -260,11 +311,11 @@ class SipEndpoint:
             response.headers.add("Server", self.user_agent)
         status = response.status
         if status < 200:
-            txn.feed(Input.SEND_1XX, now, response)
+            txn.feed(_SEND_1XX, now, response)
         elif status < 300:
-            txn.feed(Input.SEND_2XX, now, response)
+            txn.feed(_SEND_2XX, now, response)
         else:
-            txn.feed(Input.SEND_FAILURE, now, response)
+            txn.feed(_SEND_FAILURE, now, response)
 
     def send_request(self, request: Request, peer: Peer, now: float | None = None) -> str:
         """Send ``request`` to ``peer`` in a new client transaction; return its id.
@@ -343,7 +394,7 @@ class SipEndpoint:
 
     def transmit(self, data: bytes, peer: Peer) -> None:
         """Queue bytes for :meth:`datagrams_to_send` (used by the transactions)."""
-        self._out.append(Outgoing(data, peer))
+        self._out.append(new_outgoing(data, peer))
 
     def emit(self, event: Event) -> None:
         """Queue an event for :meth:`next_event` (used by the transactions)."""
@@ -380,7 +431,10 @@ class SipEndpoint:
             txn.feed(Input.RECV_REQUEST, now, request, peer)
             return
         mf = request.max_forwards
-        _check_address(request, "To")
+        try:  # _check_address, inline
+            request.to  # noqa: B018
+        except SipParseError:
+            raise SipParseError("Bad To") from None
         if method not in _FROM_UNREAD:
             _check_address(request, "From")
         # Everything that can raise SipParseError (-> 400) is read by now.
@@ -389,11 +443,11 @@ class SipEndpoint:
         txn = ServerTransaction(self, kind, key, response_peer(via, peer), request)
         self._servers[key] = txn
         if mf == 0:  # §16.3 step 3, kept simple for a UA: every request (spec SIP-2)
-            txn.feed(Input.SEND_FAILURE, now, self._local_response(request, 483))
+            txn.feed(_SEND_FAILURE, now, self._local_response(request, 483))
         elif method == "CANCEL":
             self._on_cancel(txn, request, invite_key, peer, now)
         else:
-            txn.feed(Input.RECV_REQUEST, now, request, peer)
+            txn.feed(_RECV_REQUEST, now, request, peer)
 
     def _on_ack(self, request: Request, via: Via, peer: Peer, now: float) -> None:
         # §17.2.3: the ACK of a non-2xx has the INVITE's branch and ends in its IST
@@ -539,16 +593,36 @@ def _stamp_via(request: Request, via: Via, peer: Peer) -> None:
     rest of the transaction layer.
     """
     headers = request.headers
-    lines = headers.get_all("Via")
-    line = lines[0]
+    keys = headers._keys
+    single = keys.count("via") == 1
+    line = headers._items[keys.index("via")][1]
     pieces = split_quoted(line, ",") if "," in line else [line]
     top = pieces[0]
-    if via.received is not None:
+    received = rport = False
+    for name, _ in via.params:  # Via.received and Via.has_rport, in one pass
+        lname = name if name == "rport" or name == "branch" else name.lower()
+        if lname == "rport":
+            rport = True
+        elif lname == "received":
+            received = True
+    if received:
         top = _RECEIVED_RE.sub("", top, count=1)
-    if via.has_rport:
-        top = _RPORT_RE.sub(f";rport={peer.port}", top, count=1)
+    if rport:
+        if (
+            top.endswith(";rport")
+            and top[-7:-6] not in (" ", "\t")
+            and "rport" not in top[:-6].lower()
+        ):
+            # The usual "...;branch=z9hG4bK...;rport": the trailing flag is the one
+            # match _RPORT_RE could find (no other "rport", no LWS before the ';').
+            top = f"{top[:-6]};rport={peer.port}"
+        else:
+            top = _RPORT_RE.sub(f";rport={peer.port}", top, count=1)
     pieces[0] = f"{top};received={peer.host}"
-    _set_first_line(headers, "Via", lines, ", ".join(pieces))
+    if single:  # in place, as _set_first_line's set() would
+        headers.replace_first("Via", ", ".join(pieces) if len(pieces) > 1 else pieces[0])
+        return
+    _set_first_line(headers, "Via", headers.get_all("Via"), ", ".join(pieces))
 
 
 def _replace_top_via(headers: Headers, via: Via) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from dialtone.sip.errors import SipParseError
-from dialtone.sip.uri import SipUri, parse_uri, slot_setters
+from dialtone.sip.uri import FAST_URI, SipUri, check_twin, parse_uri, uri_from_fast_match
 
 # §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 _T = r"A-Za-z0-9\-.!%*_+`'~"
@@ -41,6 +41,17 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
 )
 _WS_RE = re.compile(r"[ \t]+")
+# Fast paths for the shapes nearly every client sends; each is a strict subset of the
+# general grammar on which the general parser splits the same way, so the fast result
+# is the general one (tests/sip/test_fast_paths.py checks it with hypothesis).  A value
+# they do not match takes the general path, which also owns every error.
+_FAST_PARAMS = rf"((?:;[{_T}]+(?:=[{_T}:\[\]]+)?)*)"  # no LWS, no quoted values
+#   SIP/2.0/UDP host:port;branch=z9hG4bK...;rport
+_VIA_FAST_RE = re.compile(
+    rf"(SIP/2\.0/[A-Z]+) ([A-Za-z0-9_\-.]+)(?::([0-9]{{1,5}}))?{_FAST_PARAMS}"
+)
+#   <sip:user@host:port;uri-params>;header-params
+_NAME_ADDR_FAST_RE = re.compile(rf"<{FAST_URI}>{_FAST_PARAMS}")
 _DATE_RE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) "
     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
@@ -207,10 +218,44 @@ def _format_params(params: Params) -> str:
 
 def _find_param(params: Params, name: str) -> tuple[str, str | None] | None:
     key = name.lower()
+    if key.isascii():
+        return _pair(params, key)
     for pair in params:
         if pair[0].lower() == key:
             return pair
     return None
+
+
+def _pair(params: Params, key: str) -> tuple[str, str | None] | None:
+    # _find_param for a lower-case ASCII ``key`` (the properties' literals).  Names are
+    # nearly always written in lower case: the equality spares most lower() calls.
+    for pair in params:
+        pname = pair[0]
+        if pname == key or pname.lower() == key:
+            return pair
+    return None
+
+
+def _value(pair: tuple[str, str | None] | None) -> str | None:
+    # What param() returns for the pair _find_param found.
+    if pair is None:
+        return None
+    value = pair[1]
+    if value is None:
+        return ""
+    return value if value[:1] != '"' else unquote(value)  # only a quoted value changes
+
+
+def _fast_params(text: str) -> Params:
+    # Parameters matched by _FAST_PARAMS: what parse_params' plain path gives for them.
+    if not text:
+        return ()
+    return tuple([_split_fast_param(piece) for piece in text[1:].split(";")])
+
+
+def _split_fast_param(piece: str) -> tuple[str, str | None]:
+    name, eq, value = piece.partition("=")
+    return (name, value) if eq else (name, None)
 
 
 def _set_param(params: Params, name: str, value: str | None) -> Params:
@@ -341,20 +386,29 @@ class Via:
         """Return a copy with ``name`` set (replaced in place, else appended)."""
         return dataclasses.replace(self, params=_set_param(self.params, name, value))
 
+    # branch, received and rport are read for every request: straight to _pair.
+
     @property
     def branch(self) -> str | None:
         """The branch parameter (§8.1.1.7), None when absent."""
-        return self.param("branch")
+        for pair in self.params:  # _value(_pair(...)), in line: read for every request
+            name = pair[0]
+            if name == "branch" or name.lower() == "branch":
+                value = pair[1]
+                if value is None:
+                    return ""
+                return value if value[:1] != '"' else unquote(value)
+        return None
 
     @property
     def received(self) -> str | None:
         """The received parameter (§18.2.1), None when absent."""
-        return self.param("received")
+        return _value(_pair(self.params, "received"))
 
     @property
     def has_rport(self) -> bool:
         """True when the client asked for symmetric response routing (RFC 3581 §4)."""
-        return self.has_param("rport")
+        return _pair(self.params, "rport") is not None
 
     @property
     def rport(self) -> int | None:
@@ -376,6 +430,17 @@ class Via:
 
 def parse_via(value: str) -> Via:
     """Parse one via-parm (no commas): ``SIP / 2.0 / UDP host:port ;branch=...``."""
+    m = _VIA_FAST_RE.fullmatch(value)
+    if m is not None:
+        protocol, host, port_text, params_text = m.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            return _new_via(host, protocol, port, _fast_params(params_text))
+    return _parse_via(value)
+
+
+def _parse_via(value: str) -> Via:
+    # The general parser, for every shape (and every error).
     m = _VIA_RE.match(value)
     if m is None:
         raise SipParseError("Bad Via")
@@ -395,20 +460,34 @@ def _port(text: str) -> int:
     return port
 
 
-_s_via = slot_setters(Via)
+class _ViaTwin:
+    __slots__ = ("host", "params", "port", "protocol")
+    host: str
+    protocol: str
+    port: int | None
+    params: Params
+
+
+check_twin(_ViaTwin, Via)
 
 
 def _new_via(host: str, protocol: str, port: int | None, params: Params) -> Via:
-    via = object.__new__(Via)
-    _s_via[0](via, host)
-    _s_via[1](via, protocol)
-    _s_via[2](via, port)
-    _s_via[3](via, params)
-    return via
+    via = _ViaTwin()
+    via.host = host
+    via.protocol = protocol
+    via.port = port
+    via.params = params
+    via.__class__ = Via  # type: ignore[assignment]  # see uri.check_twin
+    return via  # type: ignore[return-value]
 
 
 def parse_via_list(value: str) -> list[Via]:
     """Parse a Via header value holding one or more comma-separated via-parms."""
+    if "," not in value:  # one via-parm: what split_quoted would give, without it
+        text = value.strip(" \t")
+        if not text:
+            raise SipParseError("Bad Via")
+        return [parse_via(text)]
     pieces = split_quoted(value, ",")
     if not all(pieces):
         raise SipParseError("Bad Via")
@@ -461,7 +540,7 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (§19.3), None when absent."""
-        return self.param("tag")
+        return _value(_pair(self.params, "tag"))
 
     def with_tag(self, tag: str) -> NameAddr:
         """Return a copy with ``tag`` set."""
@@ -470,7 +549,7 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         """The Contact ``expires`` parameter (§20.10), None when absent."""
-        value = self.param("expires")
+        value = _value(_pair(self.params, "expires"))
         return None if value is None else parse_expires(value)
 
     @property
@@ -484,16 +563,25 @@ class NameAddr:
         return float(value)
 
 
-_s_name_addr = slot_setters(NameAddr)
+class _NameAddrTwin:
+    __slots__ = ("display_name", "is_wildcard", "params", "uri")
+    uri: SipUri
+    display_name: str | None
+    params: Params
+    is_wildcard: bool
+
+
+check_twin(_NameAddrTwin, NameAddr)
 
 
 def _new_name_addr(uri: SipUri, display_name: str | None, params: Params) -> NameAddr:
-    addr = object.__new__(NameAddr)
-    _s_name_addr[0](addr, uri)
-    _s_name_addr[1](addr, display_name)
-    _s_name_addr[2](addr, params)
-    _s_name_addr[3](addr, False)
-    return addr
+    addr = _NameAddrTwin()
+    addr.uri = uri
+    addr.display_name = display_name
+    addr.params = params
+    addr.is_wildcard = False
+    addr.__class__ = NameAddr  # type: ignore[assignment]  # see uri.check_twin
+    return addr  # type: ignore[return-value]
 
 
 WILDCARD = NameAddr(uri=SipUri(host="*"), is_wildcard=True)
@@ -507,6 +595,16 @@ def parse_name_addr(value: str) -> NameAddr:
     parameter, and a URI holding ``?`` or ``,`` is refused: §20.10 requires ``<>`` then.
     ``*`` gives :data:`WILDCARD`.
     """
+    m = _NAME_ADDR_FAST_RE.fullmatch(value)
+    if m is not None:
+        uri = uri_from_fast_match(m, 1)
+        if uri is not None:
+            return _new_name_addr(uri, None, _fast_params(m.group(6)))
+    return _parse_name_addr(value)
+
+
+def _parse_name_addr(value: str) -> NameAddr:
+    # The general parser, for every shape (and every error).
     text = value.strip(" \t")
     if not text:
         raise SipParseError("Empty address")
@@ -553,6 +651,11 @@ def parse_name_addr_list(value: str) -> list[NameAddr]:
 
     Commas inside quotes and ``<>`` do not split.  ``*`` must stand alone (§20.10).
     """
+    if "," not in value:  # one element: what split_quoted would give, without it
+        text = value.strip(" \t")
+        if not text:
+            raise SipParseError("Bad address list")
+        return [parse_name_addr(text)]
     pieces = split_quoted(value, ",")
     if not all(pieces):
         raise SipParseError("Bad address list")

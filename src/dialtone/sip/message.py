@@ -14,15 +14,16 @@ that are not UTF-8 survive a parse/serialise round trip via ``surrogateescape``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, cast
+from collections.abc import Iterable
+from typing import Final
 
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.framing import MAX_MESSAGE_SIZE as MAX_MESSAGE_SIZE
 from dialtone.sip.framing import datagram_body, split_head
+from dialtone.sip.headerlist import TOP_VIA
+from dialtone.sip.headerlist import Headers as Headers  # re-exported: its home for callers
 from dialtone.sip.headers import (
     CANON,
-    LIST_HEADERS,
     CSeq,
     NameAddr,
     Via,
@@ -30,12 +31,10 @@ from dialtone.sip.headers import (
     media_type,
     parse_cseq,
     parse_date,
-    parse_expires,
-    parse_max_forwards,
     parse_name_addr,
     parse_name_addr_list,
+    parse_uint,
     parse_via_list,
-    split_quoted,
 )
 from dialtone.sip.headers import (
     canonical_name as canonical_name,  # re-exported: Headers' naming rule
@@ -59,174 +58,59 @@ _REQUIRED = frozenset(_MANDATORY)
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+")
 _URI_SHAPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[^\x00-\x20]+")
 
-_T = TypeVar("_T")
+_ABSENT: Final = object()  # a cached "header absent" is None, so misses need another mark
 
 
-class Headers:
-    """Ordered, multi-valued SIP headers with case-insensitive names.
+_MAX32: Final = 2**32 - 1
 
-    Names are canonicalised on insert (compact forms expanded, known headers in their
-    usual case); every header line is one ``(name, value)`` entry, in order.
-    """
 
-    __slots__ = ("_gen", "_items", "_keys")
+def _first(headers: Headers, key: str, name: str) -> str:
+    # The first line of a header the accessors need (Message._required, by key).
+    keys = headers._keys
+    if key in keys:
+        return headers._items[keys.index(key)][1]
+    raise SipParseError(f"Missing {name}")
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._keys: list[str] = []
-        self._gen = 0
-        for name, value in items:
-            self.add(name, value)
 
-    @classmethod
-    def _trusted(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
-        # The parser has already canonicalised and checked every entry.
-        h = cls.__new__(cls)
-        h._items, h._keys, h._gen = items, keys, 0
-        return h
-
-    @staticmethod
-    def _entry(name: str, value: str) -> tuple[str, str]:
-        entry = CANON.get(name.lower())
-        if entry is None:
-            if not is_token(name):
-                raise ValueError(f"header name is not a token: {name!r}")
-            entry = (name, name.lower())
-        if "\r" in value or "\n" in value:
-            # A CR or LF would let a value inject headers into the serialised message.
-            raise ValueError(f"header value contains CR or LF: {value!r}")
-        return entry
-
-    def add(self, name: str, value: str, *, first: bool = False) -> None:
-        """Append a header line (or put it on top with ``first=True``, as a new Via)."""
-        canon, key = self._entry(name, value)
-        if first:
-            self._items.insert(0, (canon, value))
-            self._keys.insert(0, key)
-        else:
-            self._items.append((canon, value))
-            self._keys.append(key)
-        self._gen += 1
-
-    def set(self, name: str, value: str) -> None:
-        """Replace every ``name`` line by one, at the place of the first (else at the end)."""
-        canon, key = self._entry(name, value)
-        at = self._keys.index(key) if key in self._keys else len(self._keys)
-        self.remove(name)
-        self._items.insert(at, (canon, value))
-        self._keys.insert(at, key)
-        self._gen += 1
-
-    def remove(self, name: str) -> int:
-        """Remove every ``name`` line; return how many were removed."""
-        key = self._key(name)
-        kept = [(k, item) for k, item in zip(self._keys, self._items, strict=True) if k != key]
-        removed = len(self._keys) - len(kept)
-        if removed:
-            self._keys = [k for k, _ in kept]
-            self._items = [item for _, item in kept]
-            self._gen += 1
-        return removed
-
-    @staticmethod
-    def _key(name: str) -> str:
-        lower = name.lower()
-        entry = CANON.get(lower)
-        return lower if entry is None else entry[1]
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """Return the value of the first ``name`` line, else ``default``."""
-        key = self._key(name)
-        for k, item in zip(self._keys, self._items, strict=True):
-            if k == key:
-                return item[1]
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        """Return the value of every ``name`` line, each line whole, in order."""
-        key = self._key(name)
-        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
-
-    def values(self, name: str) -> list[str]:
-        """Return the elements of a list header across all its lines (``Allow``, ``Require``).
-
-        Commas inside quotes and ``<>`` do not split; empty elements are dropped.  Headers
-        that are not lists (``WWW-Authenticate``, ``Authorization``, ``Date``, unknown
-        ones) come back one element per line, like :meth:`get_all`.
-        """
-        lines = self.get_all(name)
-        if self._key(name) not in LIST_HEADERS:
-            return lines
-        return [piece for line in lines for piece in split_quoted(line, ",") if piece]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._key(name) in self._keys
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._items))
-
-    def items(self) -> list[tuple[str, str]]:
-        """Return a copy of all ``(name, value)`` lines, in order."""
-        return list(self._items)
-
-    def copy(self) -> Headers:
-        """Return an independent copy."""
-        return Headers._trusted(list(self._items), list(self._keys))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return self._keys == other._keys and [v for _, v in self._items] == [
-            v for _, v in other._items
-        ]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+def _optional_uint(headers: Headers, key: str, name: str, maximum: int) -> int | None:
+    # Message._optional_int with parse_uint: None when absent, one line at most.  A
+    # short ASCII digit string is the whole of parse_uint's work, done here in line.
+    keys = headers._keys
+    count = keys.count(key)
+    if count == 0:
+        return None
+    if count > 1:
+        raise SipParseError(f"Multiple {name}")
+    value = headers._items[keys.index(key)][1]
+    if value.isdigit() and value.isascii() and len(value) < 10:
+        number = int(value)
+        if number <= maximum:
+            return number
+    return parse_uint(value, name, maximum)  # the general path (and its errors)
 
 
 class Message:
-    """What requests and responses share: headers, body and the lazy header accessors."""
+    """What requests and responses share: headers, body and the lazy header accessors.
 
-    __slots__ = ("_cache", "_cache_gen", "_headers", "body", "version")
+    ``headers`` (the :class:`Headers`) may be changed or replaced at will: the parsed
+    values the accessors cache live in the Headers object, per header, so changing one
+    header (or putting in new Headers) drops exactly the parses it made stale.
+    """
+
+    # ``headers`` is a plain slot, not a property: it is read a dozen times per message.
+    __slots__ = ("body", "headers", "version")
+
+    headers: Headers
 
     def __init__(
         self, headers: Headers | Iterable[tuple[str, str]] | None, body: bytes, version: str
     ) -> None:
-        self._headers = headers if isinstance(headers, Headers) else Headers(headers or ())
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers or ())
         self.body = body
         self.version = version
-        self._cache: dict[str, object] = {}
-        self._cache_gen = -1
-
-    @property
-    def headers(self) -> Headers:
-        """The header lines; changing them invalidates the parsed accessors."""
-        return self._headers
-
-    @headers.setter
-    def headers(self, headers: Headers) -> None:
-        self._headers = headers
-        self._cache_gen = -1
-
-    def _cached(self, key: str, compute: Callable[[], _T]) -> _T:
-        gen = self._headers._gen
-        if self._cache_gen != gen:
-            self._cache.clear()
-            self._cache_gen = gen
-        try:
-            return cast(_T, self._cache[key])
-        except KeyError:
-            value = compute()
-            self._cache[key] = value
-            return value
 
     def _required(self, name: str) -> str:
-        value = self._headers.get(name)
+        value = self.headers.get(name)
         if value is None:
             raise SipParseError(f"Missing {name}")
         return value
@@ -234,77 +118,106 @@ class Message:
     @property
     def call_id(self) -> str:
         """The Call-ID (§20.8)."""
-        return self._required("Call-ID")
+        keys = self.headers._keys
+        if "call-id" in keys:
+            return self.headers._items[keys.index("call-id")][1]
+        raise SipParseError("Missing Call-ID")
+
+    # The accessors below look their parse up in the Headers' cache first: one dict
+    # lookup on the hot path.  On a miss they read the raw line straight from the
+    # Headers' lists (what _required does, without its two calls).
 
     @property
     def cseq(self) -> CSeq:
         """The parsed CSeq (§20.16)."""
-        return self._cached("cseq", lambda: parse_cseq(self._required("CSeq")))
+        headers = self.headers
+        value: CSeq | None = headers._parsed.get("cseq")
+        if value is None:
+            value = headers._parsed["cseq"] = parse_cseq(_first(headers, "cseq", "CSeq"))
+        return value
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, top first, across all Via lines (§20.42)."""
-
-        def compute() -> list[Via]:
-            return [v for line in self._headers.get_all("Via") for v in parse_via_list(line)]
-
-        return list(self._cached("vias", compute))
+        headers = self.headers
+        value: list[Via] | None = headers._parsed.get("via")
+        if value is None:
+            lines = headers.get_all("Via")
+            value = headers._parsed["via"] = [v for line in lines for v in parse_via_list(line)]
+        return list(value)
 
     @property
     def top_via(self) -> Via:
         """The first Via: the one a response is routed by (§18.2.2)."""
-        vias = self._cached("top_via", lambda: parse_via_list(self._required("Via")))
-        return vias[0]
+        headers = self.headers
+        value: Via | None = headers._parsed.get(TOP_VIA)
+        if value is None:
+            # The whole first line must parse, not just its first via-parm.
+            line = _first(headers, "via", "Via")
+            value = headers._parsed[TOP_VIA] = parse_via_list(line)[0]
+        return value
 
     @property
     def from_(self) -> NameAddr:
         """The parsed From (§20.20)."""
-        return self._cached("from", lambda: parse_name_addr(self._required("From")))
+        headers = self.headers
+        value: NameAddr | None = headers._parsed.get("from")
+        if value is None:
+            value = headers._parsed["from"] = parse_name_addr(_first(headers, "from", "From"))
+        return value
 
     @property
     def to(self) -> NameAddr:
         """The parsed To (§20.39)."""
-        return self._cached("to", lambda: parse_name_addr(self._required("To")))
+        headers = self.headers
+        value: NameAddr | None = headers._parsed.get("to")
+        if value is None:
+            value = headers._parsed["to"] = parse_name_addr(_first(headers, "to", "To"))
+        return value
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Every Contact value across all Contact lines; ``[WILDCARD]`` for ``*``."""
-
-        def compute() -> list[NameAddr]:
-            lines = self._headers.get_all("Contact")
+        headers = self.headers
+        value: list[NameAddr] | None = headers._parsed.get("contact")
+        if value is None:
+            lines = headers.get_all("Contact")
             out = [c for line in lines for c in parse_name_addr_list(line)]
             if len(out) > 1 and any(c.is_wildcard for c in out):
                 raise SipParseError("Bad Contact")  # §10.2.2: '*' stands alone
-            return out
-
-        return list(self._cached("contacts", compute))
-
-    def _optional_int(self, name: str, parse: Callable[[str], int]) -> int | None:
-        lines = self._headers.get_all(name)
-        if len(lines) > 1:
-            raise SipParseError(f"Multiple {name}")
-        return parse(lines[0]) if lines else None
+            value = headers._parsed["contact"] = out
+        return list(value)
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (0..255), None when absent (§8.1.1.6)."""
-        return self._cached("mf", lambda: self._optional_int("Max-Forwards", parse_max_forwards))
+        parsed = self.headers._parsed
+        value: int | object | None = parsed.get("max-forwards", _ABSENT)
+        if value is _ABSENT:
+            value = parsed["max-forwards"] = _optional_uint(
+                self.headers, "max-forwards", "Max-Forwards", 255
+            )
+        return value  # type: ignore[return-value]  # int | None once not _ABSENT
 
     @property
     def expires(self) -> int | None:
         """The Expires header in seconds, None when absent (§20.19)."""
-        return self._cached("expires", lambda: self._optional_int("Expires", parse_expires))
+        parsed = self.headers._parsed
+        value: int | object | None = parsed.get("expires", _ABSENT)
+        if value is _ABSENT:
+            value = parsed["expires"] = _optional_uint(self.headers, "expires", "Expires", _MAX32)
+        return value  # type: ignore[return-value]  # int | None once not _ABSENT
 
     @property
     def content_type(self) -> str | None:
         """The body's lower-cased media type without parameters (``application/sdp``)."""
-        value = self._headers.get("Content-Type")
+        value = self.headers.get("Content-Type")
         return None if value is None else media_type(value)
 
     @property
     def date(self) -> str | None:
         """The Date header validated against §20.17 (GMT only), None when absent."""
-        value = self._headers.get("Date")
+        value = self.headers.get("Date")
         if value is not None:
             parse_date(value)
         return value
@@ -315,10 +228,18 @@ class Message:
     def to_bytes(self) -> bytes:
         """Serialise: start line, ``Name: value`` lines, a Content-Length that matches
         the body (replacing any other), a blank line and the body (§7, §18.3)."""
+        headers = self.headers
+        if "content-length" not in headers._keys:
+            # Every response we build: no Content-Length to replace, so one
+            # comprehension instead of a loop that tests each name.
+            lines = [self._start_line()]
+            lines += [f"{name}: {value}" for name, value in headers._items]
+            lines += (f"Content-Length: {len(self.body)}", "", "")
+            return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
         lines = [self._start_line()]
         length = str(len(self.body))
         have_length = False
-        for name, value in self._headers._items:
+        for name, value in self.headers._items:
             if name == "Content-Length":
                 if have_length:
                     continue
@@ -432,7 +353,8 @@ def parse_message(data: bytes) -> Request | Response:
                 continue
         add_item((entry[0], value.strip(" \t")))
         add_key(entry[1])
-    headers = Headers._trusted(items, keys)
+    headers = Headers.__new__(Headers)  # Headers._trusted, in line
+    headers._items, headers._keys, headers._gen, headers._parsed = items, keys, 0, {}
     start = lines[0]
     if start[:4].upper() == "SIP/":
         return _finish_response(start, headers, rest, error)
@@ -459,8 +381,9 @@ def _learn_name(raw: str) -> tuple[str, str] | None:
     return entry
 
 
-def _check_headers(message: Message) -> None:
-    keys = message._headers._keys
+def _check_headers(message: Message) -> CSeq:
+    headers = message.headers
+    keys = headers._keys
     present = set(keys)
     if not present >= _REQUIRED:
         for key, name in _MANDATORY.items():
@@ -471,15 +394,19 @@ def _check_headers(message: Message) -> None:
             if keys.count(key) > 1:
                 raise SipParseError(f"Multiple {canonical_name(key)}")
     # Validate CSeq now: the transaction layer matches by it (§17.1.3, §17.2.3).
-    message._cache_gen = message._headers._gen
-    message._cache["cseq"] = _parse_cseq(message._headers._items[keys.index("cseq")][1])
+    cseq = headers._parsed["cseq"] = _parse_cseq(headers._items[keys.index("cseq")][1])
+    return cseq
 
 
 def _parse_cseq(value: str) -> CSeq:
     seq, _, method = value.partition(" ")
     if method in KNOWN_METHODS and seq.isascii() and seq.isdigit() and len(seq) < 10:
-        return CSeq(int(seq), method)
+        # CSeq(seq, method) without the NamedTuple's Python-level __new__.
+        return _new_tuple(CSeq, (int(seq), method))
     return parse_cseq(value)
+
+
+_new_tuple = tuple.__new__
 
 
 def _finish_request(
@@ -492,7 +419,7 @@ def _finish_request(
         method, uri, version = parts[0], "", ""
     if method not in KNOWN_METHODS and not is_token(method):
         raise SipParseError("Bad Request-Line")  # not even a request: nothing to answer
-    request = Request(method, uri, headers)
+    request = _new_request(method, uri, headers)
     if version != "SIP/2.0" and version.upper() != "SIP/2.0":
         if _VERSION_RE.fullmatch(version.upper()):
             raise SipParseError(
@@ -504,9 +431,13 @@ def _finish_request(
     try:
         if error is not None:
             raise error
-        request.body = datagram_body(headers.get("Content-Length"), rest)
-        _check_headers(request)
-        cseq = request.cseq
+        keys = headers._keys
+        if "content-length" not in keys:
+            request.body = rest
+        else:
+            length = headers._items[keys.index("content-length")][1]
+            request.body = b"" if length == "0" else datagram_body(length, rest)
+        cseq = _check_headers(request)
     except SipParseError as err:
         raise err.with_partial(request) from None
     if cseq.method != method:
@@ -514,6 +445,30 @@ def _finish_request(
         status = 400 if method in KNOWN_METHODS else 501
         raise SipParseError("CSeq method mismatch", status=status, partial=request)
     return request
+
+
+def _new_request(method: str, uri: str, headers: Headers) -> Request:
+    # Request(method, uri, headers) without the __init__ chain (every request received
+    # comes through here); the same attributes, the defaults the parser relies on.
+    request = Request.__new__(Request)
+    request.headers = headers
+    request.body = b""
+    request.version = "SIP/2.0"
+    request.method = method
+    request.uri = uri
+    request._ruri = None
+    return request
+
+
+def _new_response(status: int, reason: str | None, headers: Headers) -> Response:
+    # Response(status, reason, headers) without the __init__ chain (make_response).
+    response = Response.__new__(Response)
+    response.headers = headers
+    response.body = b""
+    response.version = "SIP/2.0"
+    response.status = status
+    response.reason = reason_phrase(status) if reason is None else reason
+    return response
 
 
 def _finish_response(
@@ -570,21 +525,27 @@ def make_response(
     appends ``headers``.  The reason defaults to the standard phrase of ``status``.
     """
     src_items, src_keys = request.headers._items, request.headers._keys
-    # Copied values are the request's own, as received: no re-validation.
+    # Copied values are the request's own, as received: no re-validation (and the
+    # (name, value) tuples themselves are shared: they are immutable).
     items = [item for item in src_items if item[0] == "Via"]
     keys = ["via"] * len(items)
-    for key in ("from", "to", "call-id", "cseq", "timestamp"):
-        if key not in src_keys or (key == "timestamp" and status != 100):
-            continue
-        name, value = src_items[src_keys.index(key)]
-        if key == "to" and to_tag is not None and not _has_tag(request):
-            value = f"{value};tag={to_tag}"
-        items.append((name, value))
-        keys.append(key)
+    for key in _COPIED:
+        if key in src_keys:
+            item = src_items[src_keys.index(key)]
+            if key == "to" and to_tag is not None and not _has_tag(request):
+                item = (item[0], f"{item[1]};tag={to_tag}")
+            items.append(item)
+            keys.append(key)
+    if status == 100 and "timestamp" in src_keys:
+        items.append(src_items[src_keys.index("timestamp")])
+        keys.append("timestamp")
     out = Headers._trusted(items, keys)
     for name, value in headers:
         out.add(name, value)
-    return Response(status, reason, out)
+    return _new_response(status, reason, out)
+
+
+_COPIED: Final = ("from", "to", "call-id", "cseq")  # then Timestamp, into a 100 only
 
 
 def _has_tag(request: Request) -> bool:

@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import (
     Event,
+    Outgoing,
     Peer,
     RequestReceived,
     ResponseReceived,
@@ -43,6 +44,7 @@ from dialtone.sip.transitions import (
     Timer,
     TransactionStateError,
 )
+from dialtone.sip.uri import check_twin
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -63,6 +65,54 @@ __all__ = [
 
 MAGIC_COOKIE: Final = "z9hG4bK"
 """Branches starting with this were made by RFC 3261 elements and are unique (§8.1.1.7)."""
+
+# Enum members as module globals: reading ``Do.TO_TU`` goes through the enum metaclass
+# (~0.15 µs), and the interpreters below compare every action of every row with them.
+_SEND_REQUEST, _RESEND_REQUEST, _SEND_ACK = Do.SEND_REQUEST, Do.RESEND_REQUEST, Do.SEND_ACK
+_SEND_TRYING, _SEND_RESPONSE = Do.SEND_TRYING, Do.SEND_RESPONSE
+_RESEND_RESPONSE, _TO_TU, _DROP_REQUEST = Do.RESEND_RESPONSE, Do.TO_TU, Do.DROP_REQUEST
+_REPORT_TIMEOUT, _REPORT_TRANSPORT_ERROR = Do.REPORT_TIMEOUT, Do.REPORT_TRANSPORT_ERROR
+_TERMINATE, _FIRST = Do.TERMINATE, Backoff.FIRST
+
+# ---------------------------------------------------------------------------- events
+
+# Every request and response builds one of each; see uri.check_twin for the technique.
+
+
+class _OutgoingTwin:
+    __slots__ = ("data", "peer")
+    data: bytes
+    peer: Peer
+
+
+class _RequestReceivedTwin:
+    __slots__ = ("peer", "request", "transaction")
+    request: Request
+    peer: Peer
+    transaction: str | None
+
+
+check_twin(_OutgoingTwin, Outgoing)
+check_twin(_RequestReceivedTwin, RequestReceived)
+
+
+def new_outgoing(data: bytes, peer: Peer) -> Outgoing:
+    """``Outgoing(data, peer)``, built twice as fast."""
+    out = _OutgoingTwin()
+    out.data = data
+    out.peer = peer
+    out.__class__ = Outgoing  # type: ignore[assignment]
+    return out  # type: ignore[return-value]
+
+
+def _request_received(request: Request, peer: Peer, transaction: str | None) -> RequestReceived:
+    event = _RequestReceivedTwin()
+    event.request = request
+    event.peer = peer
+    event.transaction = transaction
+    event.__class__ = RequestReceived  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
+
 
 # ---------------------------------------------------------------------------- keys
 
@@ -252,7 +302,7 @@ class Transaction:
         if first is None:
             return
         backoff = start.backoff
-        if backoff is Backoff.FIRST:
+        if backoff is _FIRST:
             duration = first
         elif backoff is Backoff.DOUBLE:
             duration = 2 * self._interval
@@ -333,25 +383,25 @@ class ClientTransaction(Transaction):
         self, action: Do, now: float | None, message: Request | Response | None, peer: Peer | None
     ) -> None:
         host = self._host
-        if action is Do.SEND_REQUEST or action is Do.RESEND_REQUEST:
+        if action is _SEND_REQUEST or action is _RESEND_REQUEST:
             host.transmit(self._data, self.peer)
-        elif action is Do.TO_TU:
+        elif action is _TO_TU:
             assert isinstance(message, Response)
             host.emit(ResponseReceived(message, peer or self.peer, self.id))
-        elif action is Do.SEND_ACK:
+        elif action is _SEND_ACK:
             # §17.1.1.3: the same ACK for every retransmission of the final response,
             # to the same address, port and transport (connection) as the INVITE.
             if self._ack is None:
                 assert isinstance(message, Response) and self.request is not None
                 self._ack = build_ack(self.request, message).to_bytes()
             host.transmit(self._ack, self.peer)
-        elif action is Do.REPORT_TIMEOUT:
+        elif action is _REPORT_TIMEOUT:
             assert self.request is not None
             host.emit(TransactionTimeout(self.id, self.request))
-        elif action is Do.REPORT_TRANSPORT_ERROR:
+        elif action is _REPORT_TRANSPORT_ERROR:
             assert self.request is not None
             host.emit(TransportFailed(self.id, self.request))
-        elif action is Do.TERMINATE:
+        elif action is _TERMINATE:
             self._terminate(now)
         else:  # pragma: no cover - the table gives clients no other action
             raise AssertionError(action)
@@ -369,7 +419,17 @@ class ServerTransaction(Transaction):
     def __init__(
         self, host: TransactionHost, kind: Kind, txn_id: str, peer: Peer, request: Request
     ) -> None:
-        super().__init__(host, kind, txn_id, peer, request)
+        # Transaction.__init__, inline: one server transaction per request received.
+        self._host = host
+        self.kind = kind
+        self.id = txn_id
+        self.peer = peer
+        self.request: Request | None = request
+        self.state = INIT
+        self._resend: tuple[Timer, int] | None = None
+        self._wait: tuple[Timer, int] | None = None
+        self._interval = 0.0
+        self._zero: Timer | None = None
         self._last: bytes | None = None
         self.to_tag: str | None = None
 
@@ -382,20 +442,20 @@ class ServerTransaction(Transaction):
         self, action: Do, now: float | None, message: Request | Response | None, peer: Peer | None
     ) -> None:
         host = self._host
-        if action is Do.SEND_RESPONSE:
+        if action is _SEND_RESPONSE:
             assert isinstance(message, Response)
             self._last = data = message.to_bytes()
             host.transmit(data, self.peer)
             if self.kind is IST and self.to_tag is None and message.status > 100:
                 self.to_tag = _to_tag(message)
-        elif action is Do.RESEND_RESPONSE:
+        elif action is _RESEND_RESPONSE:
             if self._last is not None:
                 host.transmit(self._last, self.peer)
-        elif action is Do.TO_TU:
+        elif action is _TO_TU:
             assert isinstance(message, Request)
             txn = None if message.method == "ACK" else self.id
-            host.emit(RequestReceived(message, peer or self.peer, txn))
-        elif action is Do.SEND_TRYING:
+            host.emit(_request_received(message, peer or self.peer, txn))
+        elif action is _SEND_TRYING:
             assert self.request is not None
             trying = make_response(self.request, 100)
             timestamp = self.request.headers.get("Timestamp")
@@ -403,15 +463,15 @@ class ServerTransaction(Transaction):
                 trying.headers.add("Timestamp", timestamp)
             self._last = data = trying.to_bytes()
             host.transmit(data, self.peer)
-        elif action is Do.DROP_REQUEST:
+        elif action is _DROP_REQUEST:
             self.request = None
-        elif action is Do.REPORT_TIMEOUT:
+        elif action is _REPORT_TIMEOUT:
             assert self.request is not None
             host.emit(TransactionTimeout(self.id, self.request))
-        elif action is Do.REPORT_TRANSPORT_ERROR:
+        elif action is _REPORT_TRANSPORT_ERROR:
             if self.request is not None:
                 host.emit(TransportFailed(self.id, self.request))
-        elif action is Do.TERMINATE:
+        elif action is _TERMINATE:
             self._terminate(now)
         else:  # pragma: no cover - the table gives servers no other action
             raise AssertionError(action)

@@ -39,6 +39,15 @@ _URI_RE = re.compile(
     rf"(?:\?(?P<headers>{_HCHAR}+={_HCHAR}*(?:&{_HCHAR}+={_HCHAR}*)*))?"
 )
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The common shape, ``sip:user@host:port;name=value``, without escapes, password, IPv6
+# or headers: a strict subset of _URI_RE's language (no '%', ';', '?', '/' or ',' in the
+# user; no '%' in parameters), on which both regexes split the same way, so
+# _parse_fast gives parse_uri's answer in one match (tests/sip/test_fast_paths.py).
+FAST_URI = (
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$]+)@)?([A-Za-z0-9_\-.]+)(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+)?)*)"
+)
+_FAST_URI_RE = re.compile(FAST_URI)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _ESC_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 # §19.1.4: %HH is equivalent to the character unless the character is reserved.
@@ -65,20 +74,21 @@ class SipUri:
     headers: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
-        out = [self.scheme, ":"]
-        if self.user is not None:
-            out.append(self.user)
-            if self.password is not None:
-                out += (":", self.password)
-            out.append("@")
-        out.append(self.host)
+        # Concatenation of the parts, in one pass (a Contact is serialised per REGISTER).
+        user = self.user
+        if user is None:
+            out = f"{self.scheme}:{self.host}"
+        elif self.password is None:
+            out = f"{self.scheme}:{user}@{self.host}"
+        else:
+            out = f"{self.scheme}:{user}:{self.password}@{self.host}"
         if self.port is not None:
-            out += (":", str(self.port))
-        for name, value in self.params:
-            out += (";", name) if value is None else (";", name, "=", value)
+            out += ":" + str(self.port)
+        if self.params:
+            out += "".join([f";{n}" if v is None else f";{n}={v}" for n, v in self.params])
         if self.headers:
-            out += ("?", "&".join(f"{n}={v}" for n, v in self.headers))
-        return "".join(out)
+            out += "?" + "&".join(f"{n}={v}" for n, v in self.headers)
+        return out
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Return the value of URI parameter ``name`` (case-insensitive).
@@ -149,6 +159,42 @@ def parse_uri(text: str) -> SipUri:
     Raises ``SipParseError("Unsupported URI scheme")`` for a well-formed URI of another
     scheme and ``SipParseError("Bad URI")`` for anything that is not a URI.
     """
+    m = _FAST_URI_RE.fullmatch(text)
+    if m is not None:
+        uri = uri_from_fast_match(m, 1)
+        if uri is not None:
+            return uri
+    return _parse_uri(text)
+
+
+def uri_from_fast_match(m: re.Match[str], group: int) -> SipUri | None:
+    """Build the URI matched by :data:`FAST_URI` at groups ``group``.. of ``m``.
+
+    None when the general parser must decide (it raises): a bad host shape or port.
+    """
+    scheme, user, host, port_text, params_text = m.group(
+        group, group + 1, group + 2, group + 3, group + 4
+    )
+    if host[0] in "-." or ".." in host:
+        return None
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    params: tuple[tuple[str, str | None], ...] = ()
+    if params_text:
+        # _split_param in line: (name, value), or (name, None) for a flag.
+        params = tuple([(n, v) if eq else (n, None) for n, eq, v in _partitions(params_text[1:])])
+    return _new_uri(host, scheme, user, None, port, params, ())
+
+
+def _partitions(text: str) -> list[tuple[str, str, str]]:
+    return [piece.partition("=") for piece in text.split(";")]
+
+
+def _parse_uri(text: str) -> SipUri:
+    # The general parser, for every shape (and every error).
     scheme, colon, rest = text.partition(":")
     if scheme.lower() not in ("sip", "sips"):
         if colon and _SCHEME_RE.fullmatch(scheme):
@@ -184,7 +230,36 @@ def slot_setters(cls: type) -> list[Callable[[Any, Any], None]]:
     return [getattr(cls, f.name).__set__ for f in dataclasses.fields(cls)]
 
 
-_s_host, _s_scheme, _s_user, _s_password, _s_port, _s_params, _s_headers = slot_setters(SipUri)
+def check_twin(twin: type, cls: type) -> None:
+    """Fail at import unless ``twin`` has exactly the slots of dataclass ``cls``.
+
+    A twin is a plain slotted class whose instances become ``cls`` instances by
+    ``__class__`` assignment (CPython allows it between classes of the same layout:
+    same base, same slots).  Filling a twin with ordinary attribute stores and then
+    switching its class builds a frozen dataclass in half the time of
+    :func:`slot_setters` (a descriptor call per field) and a fifth of ``__init__``;
+    the parser builds a dozen such objects per REGISTER.  For trusted, already
+    validated values only.
+    """
+    # CPython lays slots out in sorted order whatever order they are declared in, and
+    # compares the sorted names for __class__ assignment: the set is what must match.
+    slots = sorted(getattr(twin, "__slots__", ()))
+    if slots != sorted(f.name for f in dataclasses.fields(cls)):
+        raise TypeError(f"{twin.__name__} does not mirror the fields of {cls.__name__}")
+
+
+class _SipUriTwin:
+    __slots__ = ("headers", "host", "params", "password", "port", "scheme", "user")
+    host: str
+    scheme: str
+    user: str | None
+    password: str | None
+    port: int | None
+    params: tuple[tuple[str, str | None], ...]
+    headers: tuple[tuple[str, str], ...]
+
+
+check_twin(_SipUriTwin, SipUri)
 
 
 def _new_uri(
@@ -196,15 +271,16 @@ def _new_uri(
     params: tuple[tuple[str, str | None], ...],
     headers: tuple[tuple[str, str], ...],
 ) -> SipUri:
-    uri = object.__new__(SipUri)
-    _s_host(uri, host)
-    _s_scheme(uri, scheme)
-    _s_user(uri, user)
-    _s_password(uri, password)
-    _s_port(uri, port)
-    _s_params(uri, params)
-    _s_headers(uri, headers)
-    return uri
+    uri = _SipUriTwin()
+    uri.host = host
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = password
+    uri.port = port
+    uri.params = params
+    uri.headers = headers
+    uri.__class__ = SipUri  # type: ignore[assignment]  # see check_twin
+    return uri  # type: ignore[return-value]
 
 
 def _check_host(host: str) -> None:
