@@ -15,7 +15,7 @@ from dialtone.testing.webhook_app import Route, WebhookApp, serve_in_thread
 from tests.interop.conftest import Api, wait_for
 from tests.support.ports import free_port
 from tests.support.server import ServerProcess
-from tests.support.sipp import run_scenario
+from tests.support.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.interop
 
@@ -47,6 +47,21 @@ class RtpSink:
         self.sock.close()
 
 
+def dial_number(
+    server: ServerProcess, tmp_path: Path, scenario: str, service: str
+) -> tuple[SippResult, RtpSink]:
+    """Run a caller scenario against ``service`` with an RTP sink as its media port."""
+    sink = RtpSink()
+    try:
+        result = run_scenario(
+            scenario, server.sip_port, tmp_path, service=service, keys={"rtp_port": str(sink.port)}
+        )
+    finally:
+        time.sleep(0.2)  # the last packets of the call
+        sink.close()
+    return result, sink
+
+
 @pytest.fixture
 def webhook(sip_server: ServerProcess) -> Iterator[tuple[WebhookApp, str]]:
     app = WebhookApp(auth_token=sip_server.auth_token)
@@ -75,18 +90,7 @@ def test_say_then_hangup_plays_speech_and_dialtone_sends_bye(
     app.route("/voice", Route(body="<Response><Say>Hello from dialtone</Say><Hangup/></Response>"))
     app.route("/ended", Route(204, content_type=None))
     number = create_number(rest, f"{base}/voice", StatusCallback=f"{base}/ended")
-    sink = RtpSink()
-    try:
-        result = run_scenario(
-            "uac_until_bye",
-            sip_server.sip_port,
-            tmp_path,
-            service=number,
-            keys={"rtp_port": str(sink.port)},
-        )
-    finally:
-        time.sleep(0.2)
-        sink.close()
+    result, sink = dial_number(sip_server, tmp_path, "uac_until_bye", number)
     assert result.returncode == 0, result.describe() + sip_server.log()[-3000:]
     assert "SIP/2.0 180 Ringing" in result.messages
     assert "BYE sip:" in result.messages
@@ -121,17 +125,7 @@ def test_say_then_hangup_plays_speech_and_dialtone_sends_bye(
 def test_unknown_number_is_404(
     sip_server: ServerProcess, tmp_path: Path, peer_binaries: None
 ) -> None:
-    sink = RtpSink()
-    try:
-        result = run_scenario(
-            "uac_until_bye",
-            sip_server.sip_port,
-            tmp_path,
-            service="+19999999999",
-            keys={"rtp_port": str(sink.port)},
-        )
-    finally:
-        sink.close()
+    result, _ = dial_number(sip_server, tmp_path, "uac_until_bye", "+19999999999")
     assert result.returncode != 0
     assert "SIP/2.0 404" in result.messages
 
@@ -146,17 +140,7 @@ def test_broken_document_gets_500_with_warning_and_a_notification(
     app, base = webhook
     app.route("/bad", Route(body="<Response><Say>hi</Say><Dail>+1555</Dail></Response>"))
     number = create_number(rest, f"{base}/bad")
-    sink = RtpSink()
-    try:
-        result = run_scenario(
-            "uac_until_bye",
-            sip_server.sip_port,
-            tmp_path,
-            service=number,
-            keys={"rtp_port": str(sink.port)},
-        )
-    finally:
-        sink.close()
+    result, _ = dial_number(sip_server, tmp_path, "uac_until_bye", number)
     assert result.returncode != 0
     assert "SIP/2.0 500" in result.messages and "12200" in result.messages
     call_sid = app.requests_to("/bad")[0].params["CallSid"]
@@ -179,17 +163,7 @@ def test_caller_cancel_while_ringing_gets_487_and_the_call_is_canceled(
     app.route("/wait", Route(body='<Response><Pause length="20"/><Say>late</Say></Response>'))
     app.route("/ended", Route(204, content_type=None))
     number = create_number(rest, f"{base}/wait", StatusCallback=f"{base}/ended")
-    sink = RtpSink()
-    try:
-        result = run_scenario(
-            "uac_cancel",
-            sip_server.sip_port,
-            tmp_path,
-            service=number,
-            keys={"rtp_port": str(sink.port)},
-        )
-    finally:
-        sink.close()
+    result, _ = dial_number(sip_server, tmp_path, "uac_cancel", number)
     assert result.returncode == 0, result.describe()
     call_sid = app.requests_to("/wait")[0].params["CallSid"]
     wait_for(lambda: len(app.requests_to("/ended")) == 1, timeout=10)
@@ -211,17 +185,7 @@ def test_caller_bye_during_speech_ends_the_call_and_frees_everything(
     app, base = webhook
     app.route("/long", Route(body='<Response><Say loop="0">This goes on and on.</Say></Response>'))
     number = create_number(rest, f"{base}/long")
-    sink = RtpSink()
-    try:
-        result = run_scenario(
-            "uac_bye",
-            sip_server.sip_port,
-            tmp_path,
-            service=number,
-            keys={"rtp_port": str(sink.port)},
-        )
-    finally:
-        sink.close()
+    result, _ = dial_number(sip_server, tmp_path, "uac_bye", number)
     assert result.returncode == 0, result.describe()
     call_sid = app.requests_to("/long")[0].params["CallSid"]
 
