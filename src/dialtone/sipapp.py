@@ -18,7 +18,6 @@ from dialtone.calls.manager import CallManager
 from dialtone.registrar.keepalive import KeepAlive
 from dialtone.registrar.location import Binding
 from dialtone.registrar.service import Registrar
-from dialtone.sip.endpoint import random_hex
 from dialtone.sip.errors import SipParseError, status_for_error
 from dialtone.sip.events import (
     CancelReceived,
@@ -31,6 +30,7 @@ from dialtone.sip.events import (
     TransportFailed,
 )
 from dialtone.sip.message import Headers, Request, Response, make_response
+from dialtone.sip.randomness import random_hex
 
 log = structlog.get_logger("dialtone.sip")
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialtone.sip import digest, endpoint, headers, uri
+from dialtone.sip import digest, endpoint, headers, randomness, uri
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import Outgoing, Peer, RequestReceived
 from dialtone.sip.headerlist import Headers
@@ -614,26 +614,26 @@ def test_stamp_via_matches_reference(base: str, tail: list[str], second: bool) -
 
 
 def test_random_hex_is_fresh_hex_of_the_asked_length() -> None:
-    tokens = [endpoint.random_hex(5) for _ in range(3000)]
+    tokens = [randomness.random_hex(5) for _ in range(3000)]
     assert all(len(t) == 10 and int(t, 16) >= 0 for t in tokens)
     assert len(set(tokens)) == len(tokens)
-    assert len(endpoint.random_hex(5000)) == 10000  # larger than the pool: straight through
-    endpoint._POOL.reset()
-    assert len(endpoint.random_hex(8)) == 16
+    assert len(randomness.random_hex(5000)) == 10000  # larger than the pool: straight through
+    randomness._POOL.reset()
+    assert len(randomness.random_hex(8)) == 16
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_random_hex_pool_is_not_shared_with_a_forked_child() -> None:
-    endpoint.random_hex(1)  # make sure the parent holds a pool
+    randomness.random_hex(1)  # make sure the parent holds a pool
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        os.write(write, endpoint.random_hex(16).encode())
+        os.write(write, randomness.random_hex(16).encode())
         os._exit(0)
     os.close(write)
     child = os.read(read, 64).decode()
     os.waitpid(pid, 0)
-    assert child != endpoint.random_hex(16)
+    assert child != randomness.random_hex(16)
 
 
 # ---------------------------------------------------------------------------- messages

@@ -14,10 +14,10 @@ import structlog
 
 from dialtone.registrar.auth import Authenticator, Verdict
 from dialtone.registrar.location import ContactUpdate, Location, OutOfOrder, Source
-from dialtone.sip.endpoint import random_hex
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import Peer
 from dialtone.sip.message import Request, Response, make_response
+from dialtone.sip.randomness import random_hex
 
 log = structlog.get_logger("dialtone.registrar")
 

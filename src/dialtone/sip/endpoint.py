@@ -23,9 +23,7 @@ are anchored at the endpoint's next call that brings the time (the driver's
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import secrets
 from collections import deque
 from collections.abc import Collection, Iterable
 from typing import Final
@@ -49,6 +47,7 @@ from dialtone.sip.message import (
     make_response,
     parse_message,
 )
+from dialtone.sip.randomness import random_hex
 from dialtone.sip.timers import TIMER_64T1, TimerHeap
 from dialtone.sip.transaction import (
     MAGIC_COOKIE,
@@ -90,45 +89,6 @@ _COUNTERS: Final = (
     "stray_responses",  # responses matching no client transaction
     "late_responses",  # TU responses for a transaction that has ended
 )
-
-
-class _RandomPool:
-    """os.urandom bytes bought 4 KiB at a time, each handed out once (see random_hex)."""
-
-    __slots__ = ("at", "data")
-
-    SIZE: Final = 4096
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.at = 0
-
-    def reset(self) -> None:
-        # A forked child must not hand out the bytes its parent hands out.
-        self.data, self.at = b"", 0
-
-
-_POOL: Final = _RandomPool()
-os.register_at_fork(after_in_child=_POOL.reset)
-
-
-def random_hex(nbytes: int) -> str:
-    """Like ``secrets.token_hex(nbytes)``: ``nbytes`` bytes from ``os.urandom``, in hex.
-
-    The bytes come from a pool refilled 4 KiB at a time, so a tag or branch costs a
-    slice rather than a ``getrandom`` system call (four per registration).  Every byte
-    is used once; the randomness is the operating system's, as with :mod:`secrets`.
-    """
-    pool = _POOL
-    at = pool.at
-    end = at + nbytes
-    if end > len(pool.data):
-        if nbytes > _RandomPool.SIZE:
-            return secrets.token_hex(nbytes)
-        pool.data = os.urandom(_RandomPool.SIZE)
-        at, end = 0, nbytes
-    pool.at = end
-    return pool.data[at:end].hex()
 
 
 def response_peer(via: Via, source: Peer) -> Peer:
@@ -216,10 +176,7 @@ class SipEndpoint:
 
     def receive(self, data: bytes, peer: Peer, now: float) -> None:
         """Take one datagram (or one framed stream message) from ``peer``.  Never raises."""
-        if now > self._now:  # _tick, inline: this runs for every message
-            self._now = now
-        if self.timers._pending:
-            self.timers.anchor(now)
+        self._tick(now)
         counts = self._counts
         counts["received"] += 1
         if data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n"):
@@ -262,10 +219,7 @@ class SipEndpoint:
 
     def datagrams_to_send(self, now: float) -> list[Outgoing]:
         """Return (and forget) everything to send, in order."""
-        if now > self._now:  # _tick, inline: this runs for every message
-            self._now = now
-        if self.timers._pending:
-            self.timers.anchor(now)
+        self._tick(now)
         out, self._out = self._out, []
         return out
 
@@ -562,7 +516,8 @@ class SipEndpoint:
     def _tick(self, now: float) -> None:
         if now > self._now:
             self._now = now
-        self.timers.anchor(now)
+        if self.timers._pending:  # anchor() only has work when a TU scheduled blind
+            self.timers.anchor(now)
 
     def _prepare(self, request: Request, peer: Peer) -> str:
         """Fill in the UAC's mandatory bits (§8.1.1); return the top Via branch."""

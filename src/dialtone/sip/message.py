@@ -3,7 +3,7 @@
 :func:`parse_message` only splits a datagram into start line, headers and body and
 checks what every element needs (§8.2, §16.3, §18.3): the start line, the mandatory
 headers, CSeq, Content-Length.  Everything else is parsed on demand by the accessors of
-:class:`Request` and :class:`Response` and cached until the headers change, so a
+:class:`Request` and :class:`Response` and cached until that header changes, so a
 registrar pays only for what it reads.  Header values are kept exactly as received
 (unfolded), which is what proxies and digest checks need.
 
@@ -73,8 +73,8 @@ def _first(headers: Headers, key: str, name: str) -> str:
 
 
 def _optional_uint(headers: Headers, key: str, name: str, maximum: int) -> int | None:
-    # Message._optional_int with parse_uint: None when absent, one line at most.  A
-    # short ASCII digit string is the whole of parse_uint's work, done here in line.
+    # An optional integer header: None when absent, one line at most, parse_uint's
+    # grammar.  A short ASCII digit string is all of parse_uint's work, done in line.
     keys = headers._keys
     count = keys.count(key)
     if count == 0:

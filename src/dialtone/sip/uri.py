@@ -184,13 +184,12 @@ def uri_from_fast_match(m: re.Match[str], group: int) -> SipUri | None:
             return None
     params: tuple[tuple[str, str | None], ...] = ()
     if params_text:
-        # _split_param in line: (name, value), or (name, None) for a flag.
-        params = tuple([(n, v) if eq else (n, None) for n, eq, v in _partitions(params_text[1:])])
+        pairs: list[tuple[str, str | None]] = []
+        for piece in params_text[1:].split(";"):  # _split_param, in line
+            name, eq, value = piece.partition("=")
+            pairs.append((name, value) if eq else (name, None))
+        params = tuple(pairs)
     return _new_uri(host, scheme, user, None, port, params, ())
-
-
-def _partitions(text: str) -> list[tuple[str, str, str]]:
-    return [piece.partition("=") for piece in text.split(";")]
 
 
 def _parse_uri(text: str) -> SipUri:
