@@ -119,6 +119,14 @@ class Settings:
             metavar="RANGE",
         ),
     )
+    whisper_timeout: float = field(
+        default=60.0,
+        metadata=_doc(
+            "Seconds a Dial branch's whisper may run after it answers before it is declined "
+            "(WSP-8).",
+            metavar="SECONDS",
+        ),
+    )
     shutdown_grace: float = field(
         default=10.0,
         metadata=_doc(
@@ -229,13 +237,14 @@ def _convert(name: str, raw: str, source: str) -> Any:
         if not (sep and low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
             raise ConfigError(f"{source}: {raw!r} is not LOW-HIGH within 1024-65535")
         return raw
-    if name == "shutdown_grace":
+    if name in ("shutdown_grace", "whisper_timeout"):
         try:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{source}: {raw!r} is not a number of seconds") from None
-        if not 0 <= value <= 3600:
-            raise ConfigError(f"{source}: {raw!r} is out of range (0-3600)")
+        lowest = 0.0 if name == "shutdown_grace" else 1.0
+        if not lowest <= value <= 3600:
+            raise ConfigError(f"{source}: {raw!r} is out of range ({lowest:g}-3600)")
         return value
     if name == "digest_algorithms":
         return _algorithms(raw, source)

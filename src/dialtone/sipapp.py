@@ -99,10 +99,16 @@ class SipApplication:
             elif event.request.method == "ACK" and self.calls is not None:
                 self.calls.ack(event.request)  # the ACK of a 2xx (no transaction, §17.2.1)
         elif isinstance(event, ResponseReceived):
-            if self.keepalive.is_ping(event.transaction) and event.response.status >= 200:
-                assert event.transaction is not None
-                self.keepalive.answered(event.transaction)
+            if self.keepalive.is_ping(event.transaction):
+                if event.response.status >= 200:
+                    assert event.transaction is not None
+                    self.keepalive.answered(event.transaction)
+            elif self.calls is not None:
+                self.calls.response(event)
         elif isinstance(event, TransactionTimeout | TransportFailed):
+            if self.calls is not None:
+                timeout = isinstance(event, TransactionTimeout)
+                self.calls.transaction_failed(event.transaction, timeout=timeout)
             if self.keepalive.is_ping(event.transaction):
                 dropped = self.keepalive.failed(event.transaction)
                 if dropped is not None:

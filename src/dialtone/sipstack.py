@@ -14,6 +14,7 @@ from collections.abc import Callable
 import structlog
 
 from dialtone.calls.audio import AudioCache
+from dialtone.calls.dial import DialSettings
 from dialtone.calls.lookup import StorageDirectory
 from dialtone.calls.manager import CallManager
 from dialtone.calls.records import CallRecords
@@ -137,6 +138,8 @@ class SipStack:
             utcnow=self.clock.utcnow,
             dialog_changed=lambda: None,
             forget=lambda call: None,
+            send_stateless=driver.send_stateless,
+            cancel=driver.cancel,
         )
         sip_host = f"[{host}]" if ":" in host else host
 
@@ -144,6 +147,19 @@ class SipStack:
             suffix = ";transport=tcp" if transport == "tcp" else ""
             return f"sip:dialtone@{sip_host}:{port}{suffix}"
 
+        location = self.location
+
+        def client_sid(login: str) -> str | None:
+            credentials = self.auth.lookup(login)
+            return credentials.client_sid if credentials is not None else None
+
+        dial = DialSettings(
+            domain=self.domain,
+            proxy=self.settings.outbound_proxy,
+            whisper_timeout=self.settings.whisper_timeout,
+            client_sid=client_sid,
+            bindings=lambda sid: location.bindings(sid, self.wall()),
+        )
         return CallManager(
             services,
             auth=self.auth,
@@ -152,6 +168,7 @@ class SipStack:
             domain=self.domain,
             local_hosts={self.settings.sip_host, "localhost"},
             contact=contact,
+            dial=dial,
         )
 
     def _callback_failed(self, error: WebhookError, sequence_number: int) -> None:

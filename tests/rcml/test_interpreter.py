@@ -258,16 +258,14 @@ async def test_say_loop_0_ends_when_the_call_goes() -> None:
     assert ctx.now == 30
 
 
-async def test_dial_stub_warns_and_continues() -> None:
-    ctx = FakeCallContext()
+async def test_dial_without_action_runs_the_next_verb() -> None:
+    ctx = FakeCallContext()  # nobody answers (DIAL-42)
     ending = await run_call(
         ctx, rcml("<Response><Dial><Client>bob</Client></Dial><Say>Sorry.</Say></Response>")
     )
     assert ending.kind is EndingKind.COMPLETED
-    assert ctx.kinds() == ["warn", "answer", "play", "hangup"]
-    warning = ctx.notifications[0]
-    assert (warning.code, warning.log, warning.element) == (12200, 1, "Response/Dial[1]")
-    assert "not available" in warning.message
+    assert ctx.kinds() == ["dial", "answer", "play", "hangup"]
+    assert ctx.notifications == []
 
 
 # --- whispers (WSP-5, WSP-6, WSP-10) ----------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from dialtone.media.sources import Source
 from dialtone.media.tts import SpeechEngine
-from dialtone.rcml.context import CallGone
+from dialtone.rcml.context import CallGone, DialResult
 from dialtone.rcml.interpreter import run_call
 from dialtone.rcml.nodes import Dial, Gather, Hangup, Pause, Play, Redirect, Reject, Say, Verb
 from dialtone.rcml.outcome import (
@@ -20,7 +20,6 @@ from dialtone.rcml.outcome import (
     Outcome,
     Rejected,
     Replace,
-    Unavailable,
 )
 from dialtone.rcml.verbs import (
     dial,
@@ -352,10 +351,56 @@ async def test_redirect_failure_has_no_fallback() -> None:
     assert ctx.kinds() == ["fetch", "error"]
 
 
-async def test_dial_is_not_available_yet() -> None:
+def _dialled(status: str, *, bridged: bool = False, gone: bool = False) -> DialResult:
+    return DialResult(status, "CA" + "b" * 32, 60 if bridged else 0, 4, bridged, gone)  # type: ignore[arg-type]
+
+
+async def test_dial_without_action_goes_on_with_the_next_verb() -> None:
     verb = node("<Dial><Number>+15551230000</Number><Client>bob</Client></Dial>")
     assert isinstance(verb, Dial)
-    ctx = FakeCallContext()
+    ctx = FakeCallContext(dial=lambda n: _dialled("no-answer"))
+    assert await dial.run(verb, ctx) == NEXT
+    assert ctx.events == [("dial", 2)]
+
+
+async def test_dial_action_replaces_the_document_with_the_dial_parameters() -> None:
+    verb = node('<Dial action="/done" method="GET"><Client>bob</Client></Dial>')
+    assert isinstance(verb, Dial)
+    ctx = FakeCallContext(
+        documents={f"{APP}/done": DONE}, dial=lambda n: _dialled("completed", bridged=True)
+    )
     outcome = await dial.run(verb, ctx)
-    assert outcome == Unavailable(12200, "Dial is not available yet; skipped (2 destinations)")
-    assert ctx.events == []
+    assert isinstance(outcome, Replace)
+    params = {
+        "DialCallStatus": "completed",
+        "DialCallSid": "CA" + "b" * 32,
+        "DialCallDuration": "60",
+        "DialRingDuration": "4",
+        "DialBridged": "true",
+    }
+    assert ctx.events == [("dial", 1), ("fetch", f"{APP}/done", "GET", params)]
+
+
+async def test_dial_action_is_requested_but_discarded_when_the_caller_is_gone() -> None:
+    verb = node('<Dial action="/done"><Client>bob</Client></Dial>')
+    assert isinstance(verb, Dial)
+    ctx = FakeCallContext(
+        documents={f"{APP}/done": DONE}, dial=lambda n: _dialled("canceled", gone=True)
+    )
+    assert isinstance(await dial.run(verb, ctx), HungUp)  # DIAL-43
+    assert [e[0] for e in ctx.events] == ["dial", "fetch"]
+
+
+async def test_dial_action_failure_is_an_rcml_error() -> None:
+    verb = node('<Dial action="/missing"><Client>bob</Client></Dial>')
+    assert isinstance(verb, Dial)
+    ctx = FakeCallContext(dial=lambda n: _dialled("busy"))
+    assert await dial.run(verb, ctx) == FAILED
+
+
+async def test_dial_record_is_not_supported_yet() -> None:
+    verb = node('<Dial record="true"><Client>bob</Client></Dial>')
+    assert isinstance(verb, Dial)
+    ctx = FakeCallContext()
+    assert await dial.run(verb, ctx) == NEXT
+    assert ctx.codes(log=1) == [12200]  # DIAL-38 interim

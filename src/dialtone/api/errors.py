@@ -76,6 +76,9 @@ CODES: Final[dict[int, str]] = {
     82001: "The Client is unknown.",
     82002: "The Client has no registered device.",
     82003: "No outbound proxy is configured for <Number>.",
+    82004: "The SIP destination's host name could not be resolved.",
+    82005: "No RTP port was free for the Dial branch.",
+    82006: "The Dial branch answered without a usable SDP answer.",
     82010: "The whisper did not finish in time.",
     82020: "Redirect loop.",
 }

@@ -12,36 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from dialtone.calls.audio import AudioFailure
+from dialtone.calls.leg import Leg
 from dialtone.calls.records import call_duration
 from dialtone.calls.routing import Route
 from dialtone.calls.services import CallServices
 from dialtone.media.session import MediaSession
-from dialtone.media.sources import PcmSource, Silence, Source
-from dialtone.rcml.context import CallGone, CallState, PlayResult
-from dialtone.rcml.errors import RcmlError
+from dialtone.rcml.context import CallGone, CallState, DialResult
 from dialtone.rcml.interpreter import run_call
-from dialtone.rcml.nodes import Document
-from dialtone.rcml.parser import parse_document
+from dialtone.rcml.nodes import Dial, Document
 from dialtone.sip.dialog_uas import UasDialog
 from dialtone.sip.events import Peer
 from dialtone.sip.message import Request
-from dialtone.webhooks.client import WebhookError
-from dialtone.webhooks.params import CallInfo, status_callback_params, voice_params
+from dialtone.webhooks.params import CallInfo, status_callback_params
 from dialtone.webhooks.urls import UrlError, resolve
+
+if TYPE_CHECKING:
+    from dialtone.calls.dial import DialRun
 
 log = structlog.get_logger("dialtone.calls")
 
-FINAL_BY_STATUS = {"busy": 486, "no-answer": 603, "failed": 500, "canceled": 487}
+Dialer = Callable[["InboundCall", Dial], "DialRun"]
+"""Builds the b2bua of one ``<Dial>`` on a call (the call manager's)."""
+
+#: DOC-11: an unanswered caller's final response after a Dial without a winner.
+AFTER_DIAL: dict[str, tuple[int, CallState]] = {
+    "busy": (486, "busy"),
+    "no-answer": (480, "no-answer"),
+    "failed": (480, "no-answer"),
+}
 
 
-class InboundCall:
+class InboundCall(Leg):
     """A live inbound call and its RCML context."""
 
     def __init__(
@@ -56,26 +63,9 @@ class InboundCall:
         media: MediaSession,
         answer_sdp: bytes,
         route: Route,
+        dialer: Dialer | None = None,
     ) -> None:
-        self.services = services
-        self.sid = call_sid
-        self.invite = invite
-        self.transaction = transaction
-        self.peer = peer
-        self.dialog = dialog
-        self.media = media
-        self.answer_sdp = answer_sdp
-        self.route = route
-        self._status: CallState = "ringing"
-        self._answered = False
-        self._ended = False
-        self._gone = asyncio.Event()
-        self._interpreter: asyncio.Task[object] | None = None
-        self._last_error: tuple[int, str] = (12400, "internal failure")
-        self._final_code: int | None = None
-        self._answered_at: datetime | None = None
-        self._current_url: str | None = None
-        self._info = CallInfo(
+        info = CallInfo(
             call_sid=call_sid,
             account_sid=services.account_sid,
             from_=route.from_,
@@ -87,36 +77,33 @@ class InboundCall:
             forwarded_from=_diversion_user(invite),
             sip_headers=tuple(invite.headers.items()),
         )
-
-    # -- CallContext: state ------------------------------------------------------------
-
-    @property
-    def call_sid(self) -> str:
-        """The CallSid."""
-        return self.sid
-
-    @property
-    def answered(self) -> bool:
-        """Whether the 200 OK went out."""
-        return self._answered
-
-    @property
-    def status(self) -> CallState:
-        """The status now (REQ-3)."""
-        return self._status
+        super().__init__(services, call_sid=call_sid, media=media, info=info, status="ringing")
+        self.invite = invite
+        self.transaction = transaction
+        self.peer = peer
+        self.dialog = dialog
+        self.answer_sdp = answer_sdp
+        self.route = route
+        self._dialer = dialer
+        self._dialing: DialRun | None = None
+        self._dial_status: str | None = None
+        self._ended = False
+        self._interpreter: asyncio.Task[object] | None = None
+        self._final_code: int | None = None
+        self._answered_at: datetime | None = None
 
     @property
-    def whisper(self) -> bool:
-        """Inbound calls are never whispers."""
-        return False
+    def display_name(self) -> str | None:
+        """The caller's display name (LEG-1 copies it into branch INVITEs)."""
+        return self._info.caller_name
 
     # -- running ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Fetch the voice URL and run its RCML until the call ends; always cleans up."""
+    async def run(self, first: Document | None = None) -> None:
+        """Run ``first`` (else the voice URL's RCML) until the call ends; always cleans up."""
         self._interpreter = asyncio.current_task()
         try:
-            document = await self._first_document()
+            document = first or await self._first_document()
             if document is None:
                 await self.fail()
             else:
@@ -178,19 +165,21 @@ class InboundCall:
         self._final_code = code if code is not None else (200 if self._answered else None)
         self._gone.set()
         self.media.stop_playback()
-        if self._interpreter is not None and self._interpreter is not asyncio.current_task():
+        if self._dialing is not None:  # DIAL-34/DIAL-43: the Dial ends, then the action
+            self._dialing.caller_gone()
+        elif self._interpreter is not None and self._interpreter is not asyncio.current_task():
             self._interpreter.cancel()
 
-    def _check(self) -> None:
-        if self._gone.is_set():
-            raise CallGone
-
-    # -- CallContext: media ----------------------------------------------------------------------
+    # -- CallContext: answering and dialling ---------------------------------------------
 
     async def answer(self) -> None:
         """200 OK with the SDP answer (DOC-7)."""
         self._check()
-        if self._answered:
+        self.answer_now()
+
+    def answer_now(self) -> None:
+        """200 OK with the SDP answer, now (DOC-7, DIAL-33)."""
+        if self._answered or self._ended:
             return
         now = self.services.loop_time()
         response = self.dialog.answer(self.answer_sdp, now, transaction=self.transaction)
@@ -201,132 +190,24 @@ class InboundCall:
         self._answered_at = self.services.utcnow()
         self.services.records.update(self.sid, status="in-progress", answer_time=self._answered_at)
 
-    async def play(self, source: Source, *, interrupt_on_digit: bool = False) -> PlayResult:
-        """Play on the call's media; a hang-up stops it (CallGone)."""
+    def early_media(self) -> None:
+        """DIAL-30: ``180 Ringing`` with the SDP answer, for the ringback's early media."""
+        if not self._answered and not self._ended:
+            self.services.respond(self.transaction, self.dialog.provisional(180, self.answer_sdp))
+
+    async def dial(self, node: Dial) -> DialResult:
+        """Run the Dial's b2bua until every branch has ended (dial.md)."""
         self._check()
-        completed = await self.media.play(source, interrupt_on_digit=interrupt_on_digit)
-        self._check()
-        return PlayResult(completed=completed)
-
-    async def speech(self, text: str, voice: str, language: str) -> Source:
-        """espeak-ng speech (VRB-1); a mapped voice/language records 13511."""
-        speech = await self.services.speech.render(text, voice, language)
-        if speech.mapped:
-            self.warn(13511, f"voice {voice!r} / language {language!r}: {speech.choice.note}")
-        return speech.source()
-
-    async def audio(self, url: str) -> Source | None:
-        """The WAV at ``url`` (VRB-2), or None after a warning."""
-        result = await self.services.audio.pcm(url, self.services.auth_token)
-        if isinstance(result, AudioFailure):
-            self.warn(result.code, result.message)
-            return None
-        return PcmSource(result)
-
-    async def send_digits(self, digits: str) -> None:
-        """RFC 4733 events."""
-        self._check()
-        await self.media.send_digits(digits)
-
-    async def pause(self, seconds: float) -> None:
-        """Comfort silence when answered; a plain wait while ringing (VRB-3)."""
-        self._check()
-        if self._answered:
-            await self.media.play(Silence(seconds))
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._gone.wait(), seconds)
-        self._check()
-
-    async def next_digit(self, timeout: float) -> str | None:
-        """The next digit, or None after ``timeout``."""
-        self._check()
-        digit = await self.media.digits.get(timeout)
-        self._check()
-        return digit
-
-    def clear_digits(self) -> None:
-        """Forget earlier digits."""
-        self.media.digits.clear()
-
-    # -- CallContext: documents and notifications ---------------------------------------------
-
-    async def fetch(
-        self,
-        url: str,
-        method: str,
-        extra: Mapping[str, str] | None = None,
-        *,
-        fallback: tuple[str, str] | None = None,
-    ) -> Document | None:
-        """Request and validate RCML (HOOK-9 fallback for the voice URL only)."""
-        document = await self._fetch_one(url, method, extra)
-        if document is None and fallback is not None:
-            document = await self._fetch_one(fallback[0], fallback[1], extra)
-        return document
-
-    async def _fetch_one(
-        self, url: str, method: str, extra: Mapping[str, str] | None
-    ) -> Document | None:
-        base = self._current_url or self.services.public_url + "/"
-        params = voice_params(self._info.with_status(self._status), dict(extra or {}))
+        if self._dialer is None:
+            raise RuntimeError("this call cannot dial")
+        run = self._dialer(self, node)
+        self._dialing = run
         try:
-            target = resolve(url, base)
-            response = await self.services.webhooks.fetch_rcml(
-                target, method, params, auth_token=self.services.auth_token
-            )
-            document = parse_document(
-                response.body, response.final_url, content_type=response.content_type
-            )
-        except UrlError as exc:
-            self._record(0, exc.code, str(exc), url, method, params)
-            return None
-        except WebhookError as exc:
-            self._record(0, exc.code, exc.message, exc.url, exc.method, params, exc.body_prefix)
-            return None
-        except RcmlError as exc:
-            self._record(0, exc.code, exc.message_text, url, method, params)
-            return None
-        for warning in document.warnings:
-            self._record(1, warning.code, warning.message_text, document.url, method, params)
-        self._current_url = document.url
-        return document
-
-    def _record(
-        self,
-        log_level: int,
-        code: int,
-        message: str,
-        url: str | None = None,
-        method: str | None = None,
-        params: object = None,
-        body: bytes | str | None = None,
-    ) -> None:
-        if log_level == 0:
-            self._last_error = (code, message)
-        self.services.records.notify(
-            self.services.account_sid,
-            self.sid,
-            log=log_level,
-            error_code=code,
-            message_text=message,
-            request_url=url,
-            request_method=method,
-            request_variables=params,  # type: ignore[arg-type]
-            response_body=body,
-        )
-
-    def warn(
-        self, code: int, message: str, *, element: str | None = None, line: int | None = None
-    ) -> None:
-        """A warning Notification about the current document."""
-        self._record(1, code, _where(message, element, line, self._current_url))
-
-    def error(
-        self, code: int, message: str, *, element: str | None = None, line: int | None = None
-    ) -> None:
-        """An error Notification about the current document."""
-        self._record(0, code, _where(message, element, line, self._current_url))
+            result = await run.run()
+        finally:
+            self._dialing = None
+        self._dial_status = result.status
+        return result
 
     # -- CallContext: ending ---------------------------------------------------------------------
 
@@ -338,8 +219,9 @@ class InboundCall:
             self._send_bye()
             self._end("completed", None)
         else:
-            self.services.respond(self.transaction, self.dialog.reject(603))
-            self._end("no-answer", 603)
+            status, state = AFTER_DIAL.get(self._dial_status or "", (603, "no-answer"))
+            self.services.respond(self.transaction, self.dialog.reject(status))
+            self._end(state, status)
 
     async def reject(self, reason: Literal["rejected", "busy"]) -> None:
         """603 or 486 to the unanswered caller (VRB-7)."""
@@ -419,13 +301,3 @@ def _diversion_user(invite: Request) -> str | None:
         return None
     start, end = value.find("sip:"), value.find("@")
     return value[start + 4 : end] if 0 <= start < end else None
-
-
-def _where(message: str, element: str | None, line: int | None, url: str | None) -> str:
-    """DOC-21: ``Response/Say[1] (line 2) of http://…: message``."""
-    prefix = element or ""
-    if line is not None:
-        prefix += f" (line {line})"
-    if url:
-        prefix += f" of {url}"
-    return f"{prefix.strip()}: {message}" if prefix.strip() else message

@@ -16,18 +16,23 @@ from typing import Protocol
 import structlog
 
 from dialtone import ids
+from dialtone.calls.branch import BranchLeg
+from dialtone.calls.dial import DialRun, DialSettings
 from dialtone.calls.inbound import InboundCall
 from dialtone.calls.routing import ClientRecord, NumberRecord, Refusal, decide, number_candidates
 from dialtone.calls.services import CallServices
 from dialtone.media.local import LocalMediaEngine
 from dialtone.media.ports import NoMediaPorts
 from dialtone.media.session import configure_from
+from dialtone.rcml.errors import RcmlError
+from dialtone.rcml.nodes import Dial, Document
+from dialtone.rcml.parser import parse_document
 from dialtone.registrar.auth import Authenticator, Verdict
 from dialtone.sip.dialog import AckTimeout, Resend
 from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.dialog_uas import UasDialog, reject_invite
 from dialtone.sip.errors import SipParseError
-from dialtone.sip.events import CancelReceived, Peer
+from dialtone.sip.events import CancelReceived, Peer, ResponseReceived
 from dialtone.sip.message import Request, Response, make_response
 from dialtone.sip.sdp import SdpError, negotiate_answer, parse_sdp
 
@@ -59,6 +64,7 @@ class CallManager:
         domain: str,
         local_hosts: set[str],
         contact: Callable[[str], str],
+        dial: DialSettings | None = None,
     ) -> None:
         self.services = services
         self.auth = auth
@@ -66,8 +72,11 @@ class CallManager:
         self.media = media
         self.domain = domain.lower()
         self.local_hosts = {h.lower() for h in local_hosts} | {self.domain}
-        self.contact = contact
+        self._contact = contact
+        self.dial_settings = dial or DialSettings(domain=self.domain, proxy=None)
         self.dialogs = DialogSet()
+        self._branches: dict[str, tuple[BranchLeg, DialRun]] = {}  # by INVITE transaction
+        self._branch_calls: dict[str, tuple[BranchLeg, DialRun]] = {}  # by Call-ID
         self.calls: dict[str, InboundCall] = {}
         self._by_invite: dict[str, InboundCall] = {}
         self._by_dialog: dict[object, InboundCall] = {}
@@ -141,10 +150,9 @@ class CallManager:
                 )
             self._refuse(request, transaction, decision.status, decision.reason)
             return
-        if decision.kind == "client-direct":
-            # Direct Client-to-Client calls are dialed as <Dial><Client> (the Dial issue).
-            self._refuse(request, transaction, 480, "Direct Client Calls Not Available Yet")
-            return
+        first: Document | None = None
+        if decision.kind == "client-direct":  # RTE-2 step 3
+            first = self._direct_dial(decision.to.removeprefix("client:"))
         try:
             dialog = UasDialog.from_invite(
                 request, secrets.token_hex(6), self.contact(peer.transport)
@@ -180,6 +188,7 @@ class CallManager:
             media=media,
             answer_sdp=answer.sdp.to_bytes(),
             route=decision,
+            dialer=self._dialer,
         )
         self.dialogs.add(dialog)
         self.calls[call_sid] = call
@@ -201,7 +210,78 @@ class CallManager:
         )
         self.services.respond(transaction, dialog.provisional(180))  # DOC-1
         log.info("call.started", call_sid=call_sid, to=decision.to, from_=decision.from_)
-        await call.run()
+        await call.run(first)
+
+    def _direct_dial(self, login: str) -> Document:
+        """RTE-2 step 3: the document ``<Dial><Client>login</Client></Dial>``."""
+        body = f"<Response><Dial><Client>{login}</Client></Dial></Response>".encode()
+        try:
+            return parse_document(body, self.services.public_url + "/", content_type="text/xml")
+        except RcmlError:  # a login the Client API accepted always parses; defensive
+            body = b"<Response><Hangup/></Response>"
+            return parse_document(body, self.services.public_url + "/", content_type="text/xml")
+
+    def _dialer(self, call: InboundCall, node: Dial) -> DialRun:
+        return DialRun(call, node, self.services, self, self.dial_settings, self.media.open)
+
+    # -- Signalling (the Dial's SIP) -------------------------------------------------------
+
+    def contact(self, transport: str) -> str:
+        """dialtone's Contact URI for ``transport``."""
+        return self._contact(transport)
+
+    def send_invite(self, branch: BranchLeg, invite: Request, dial: DialRun) -> str:
+        """Send a branch INVITE; its responses and in-dialog requests come back to ``dial``."""
+        assert branch.peer is not None
+        transaction = self.services.send_request(invite, branch.peer)
+        self._branches[transaction] = (branch, dial)
+        self._branch_calls[invite.call_id] = (branch, dial)
+        return transaction
+
+    def cancel_invite(self, transaction: str) -> None:
+        """CANCEL a branch INVITE (held by the endpoint until a provisional, §9.1)."""
+        self.services.cancel(transaction)
+
+    def send_ack(self, ack: Request, peer: Peer) -> None:
+        """The ACK of a 2xx."""
+        self.services.send_stateless(ack, peer)
+
+    def send_bye(self, bye: Request, peer: Peer) -> None:
+        """A BYE to a branch."""
+        self.services.send_request(bye, peer)
+
+    def release(self, branch: BranchLeg) -> None:
+        """The Dial is over: a late 2xx of the branch is ACKed and BYEd as a stray."""
+        if branch.transaction is not None:
+            self._branches.pop(branch.transaction, None)
+        if branch.uac is not None:
+            self._branch_calls.pop(branch.uac.invite.call_id, None)
+        for dialog in list(branch.uac.dialogs.values()) if branch.uac else ():
+            dialog.terminate()
+
+    def response(self, event: ResponseReceived) -> None:
+        """A response to a request of ours: a branch INVITE's, or a stray 2xx."""
+        response = event.response
+        found = self._branches.get(event.transaction) if event.transaction else None
+        if found is None and event.transaction is None:
+            found = self._branch_calls.get(response.call_id)
+        if found is not None:
+            branch, dial = found
+            dial.on_response(branch, response)
+        elif 200 <= response.status < 300 and _is_invite(response):
+            result = self.dialogs.on_stray_2xx(response)  # nobody wants it: ACK + BYE
+            peer = event.peer
+            if result.ack is not None:
+                self.services.send_stateless(result.ack, peer)
+            if result.bye is not None:
+                self.services.send_request(result.bye, peer)
+
+    def transaction_failed(self, transaction: str, *, timeout: bool) -> None:
+        """Timer B or a transport error on a branch INVITE (DIAL-25)."""
+        found = self._branches.get(transaction)
+        if found is not None:
+            branch, dial = found
+            dial.on_failure(branch, timeout)
 
     def _refuse(
         self,
@@ -237,6 +317,16 @@ class CallManager:
         handled = self.dialogs.handle_request(request, now, transaction=transaction)
         if handled is None:
             return None
+        leg = self._branch_calls.get(request.call_id)
+        if leg is not None:  # the called party of a Dial branch
+            branch, dial = leg
+            if handled.dtmf is not None and branch.media is not None:
+                branch.media.receive_digit(handled.dtmf.digit)
+            if handled.media is not None and branch.media is not None:
+                configure_from(branch.media, handled.media)
+            if handled.ended:
+                dial.callee_bye(branch)
+            return handled.response
         dialog = self.dialogs.find(request)
         call = self._by_dialog.get(dialog.id) if dialog is not None else None
         if call is None:
@@ -295,6 +385,13 @@ class CallManager:
             await asyncio.wait(list(self._tasks), timeout=grace)
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _is_invite(response: Response) -> bool:
+    try:
+        return response.cseq.method == "INVITE"
+    except SipParseError:
+        return False
 
 
 def _ruri_user(request: Request) -> str:

@@ -37,4 +37,6 @@ class CallServices:
     utcnow: Callable[[], datetime]
     dialog_changed: Callable[[], None]
     forget: Callable[[InboundCall], None]
+    send_stateless: Callable[[Request, Peer], None] = lambda request, peer: None
+    cancel: Callable[[str], object] = lambda transaction: None
     extra: dict[str, Any] | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from dialtone.media.sources import Source
-from dialtone.rcml.nodes import Document
+from dialtone.rcml.nodes import Dial, Document
 
 CallState = Literal[
     "ringing", "in-progress", "completed", "busy", "no-answer", "canceled", "failed"
@@ -26,6 +26,36 @@ class PlayResult:
 
     completed: bool
     first_digit: str | None = None
+
+
+DialCallStatus = Literal["completed", "canceled", "busy", "failed", "no-answer"]
+"""DialCallStatus (DIAL-40)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """What a ``<Dial>`` came to: the ``Dial…`` parameters of its action request (DIAL-41).
+
+    ``caller_gone`` tells DIAL-42 (the caller goes on) from DIAL-43 (the action's answer is
+    read and discarded, nothing else runs).
+    """
+
+    status: DialCallStatus
+    dial_call_sid: str
+    duration: int
+    ring_duration: int
+    bridged: bool
+    caller_gone: bool
+
+    def params(self) -> dict[str, str]:
+        """The DIAL-41 parameters, in wire form."""
+        return {
+            "DialCallStatus": self.status,
+            "DialCallSid": self.dial_call_sid,
+            "DialCallDuration": str(self.duration),
+            "DialRingDuration": str(self.ring_duration),
+            "DialBridged": "true" if self.bridged else "false",
+        }
 
 
 class CallGone(Exception):
@@ -131,6 +161,11 @@ class CallContext(Protocol):
         Used by the interpreter for errors found while running (82020, 12400); the call
         is then ended with :meth:`fail`.
         """
+        ...
+
+    async def dial(self, node: Dial) -> DialResult:
+        """Run ``node`` (dial.md): ring its branches, bridge the winner, return the outcome
+        once every branch has ended (DIAL-41).  Never called in a whisper (WSP-4)."""
         ...
 
     async def hangup(self) -> None:

@@ -41,9 +41,9 @@ from dialtone.media.sources import (
     load_wav,
 )
 from dialtone.media.tts import SpeechEngine
-from dialtone.rcml.context import CallContext, CallGone, CallState, PlayResult
+from dialtone.rcml.context import CallContext, CallGone, CallState, DialResult, PlayResult
 from dialtone.rcml.errors import RcmlError
-from dialtone.rcml.nodes import Document
+from dialtone.rcml.nodes import Dial, Document
 from dialtone.rcml.parser import parse_document
 
 __all__ = ["Event", "FakeCallContext", "FakeSource", "Notification", "Response", "rcml"]
@@ -133,8 +133,10 @@ class FakeCallContext:
         speech: SpeechEngine | None = None,
         seconds_per_character: float = 0.05,
         limit: float = 3600.0,
+        dial: Callable[[Dial], DialResult] | None = None,
     ) -> None:
         self._call_sid = call_sid
+        self._dial = dial
         self._answered = answered
         self._whisper = whisper
         self.documents = dict(documents or {})
@@ -290,8 +292,12 @@ class FakeCallContext:
         *,
         fallback: tuple[str, str] | None = None,
     ) -> Document | None:
-        """Record ``("fetch", url, method, extra)`` and answer from ``documents``."""
-        self._check()
+        """Record ``("fetch", url, method, extra)`` and answer from ``documents``.
+
+        Like the call layer, a fetch still goes out once the call is over (the action of a
+        Dial whose caller left, DIAL-43); before that a due hang-up is noticed."""
+        if self._final is None:
+            self._check()
         params = dict(extra or {})
         document = self._fetch_one(url, method, params)
         if document is None and fallback is not None:
@@ -312,6 +318,20 @@ class FakeCallContext:
         self.events.append(("error", code))
         self.notifications.append(Notification(code, 0, message, element, line))
         self._last_error = code
+
+    async def dial(self, node: Dial) -> DialResult:
+        """Record ``("dial", destinations)``; the result is the ``dial`` given, else a
+        Dial nobody answered (``no-answer``, the caller still there)."""
+        self._check()
+        self.events.append(("dial", len(node.nouns)))
+        if self._dial is not None:
+            result = self._dial(node)
+            if result.caller_gone:
+                self._final = "completed" if self._answered else "canceled"
+            elif result.bridged and not self._answered:
+                self._answered = True
+            return result
+        return DialResult("no-answer", "CA" + "1" * 32, 0, node.timeout, False, False)
 
     async def hangup(self) -> None:
         """Record ``("hangup",)``; the call is over."""

@@ -65,6 +65,17 @@ class SipDriver:
         self.schedule_pump()
         return transaction
 
+    def send_stateless(self, request: Request, peer: Peer) -> None:
+        """Send outside any transaction (the ACK of a 2xx)."""
+        self.endpoint.send_stateless(request, peer)
+        self.schedule_pump()
+
+    def cancel(self, invite_transaction: str) -> str | None:
+        """CANCEL a pending INVITE (held until a provisional, RFC 3261 §9.1)."""
+        transaction = self.endpoint.cancel(invite_transaction, self._loop.time())
+        self.schedule_pump()
+        return transaction
+
     def new_branch(self) -> str:
         """A fresh branch for a Via."""
         return self.endpoint.new_branch()

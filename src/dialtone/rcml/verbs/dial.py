@@ -1,26 +1,42 @@
-"""``<Dial>`` (DIAL-1..): not available yet — a stub the interpreter skips with a warning.
+"""``<Dial>`` (dial.md): ring the branches, bridge the winner, then the action URL.
 
-The real Dial (forking to Clients, Numbers and SIP URIs, whispers, the action request) comes
-with the call layer.  Until then the verb returns :class:`~dialtone.rcml.outcome.Unavailable`:
-the interpreter records warning 12200 naming the element and runs the next verb, so a
-document such as ``<Dial>…</Dial><Say>Sorry</Say>`` still reaches its fallback prompt.  The
-call is not answered (DOC-7: Dial answers only when it bridges).
+The ringing, the race and the bridge belong to the call layer (``ctx.dial``); this verb only
+decides what the document does afterwards (DIAL-41..DIAL-43):
+
+- with ``action``, the action is requested exactly once with the ``Dial…`` parameters; its
+  RCML replaces the rest of the document while the caller is connected (DIAL-42), and is read
+  and discarded when the caller is gone (DIAL-43);
+- without ``action``, the next verb runs, or nothing when the caller is gone.
+
+``record`` other than ``false``/``do-not-record`` is not implemented yet (DIAL-38): warning
+12200, and the Dial runs unrecorded.
 """
 
 from __future__ import annotations
 
 from dialtone.rcml.context import CallContext
 from dialtone.rcml.nodes import Dial
-from dialtone.rcml.outcome import Outcome, Unavailable
+from dialtone.rcml.outcome import FAILED, NEXT, HungUp, Outcome, Replace
 
-__all__ = ["UNAVAILABLE_CODE", "run"]
+__all__ = ["NOT_RECORDED_CODE", "run"]
 
-#: The warning recorded for a skipped Dial (12200, log 1: "not yet supported").
-UNAVAILABLE_CODE = 12200
+#: DIAL-38 interim: the warning recorded when ``record`` asks for a recording.
+NOT_RECORDED_CODE = 12200
 
 
 async def run(node: Dial, ctx: CallContext) -> Outcome:
-    """Skip the Dial: the interpreter warns and goes on with the next verb."""
-    count = len(node.nouns)
-    nouns = f"{count} destination{'s' if count != 1 else ''}"
-    return Unavailable(UNAVAILABLE_CODE, f"Dial is not available yet; skipped ({nouns})")
+    """Dial, then go on as DIAL-42/DIAL-43 say."""
+    if node.record not in ("false", "do-not-record"):
+        ctx.warn(
+            NOT_RECORDED_CODE,
+            f"record={node.record!r} is not supported yet; the Dial runs unrecorded",
+            element=node.element,
+            line=node.line,
+        )
+    result = await ctx.dial(node)
+    if node.action is not None:
+        document = await ctx.fetch(node.action, node.method, result.params())
+        if result.caller_gone:
+            return HungUp()
+        return FAILED if document is None else Replace(document)
+    return HungUp() if result.caller_gone else NEXT

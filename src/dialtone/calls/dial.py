@@ -1,0 +1,593 @@
+"""The b2bua of one `<Dial>`: carries out the :class:`~dialtone.calls.fork.Fork`'s commands.
+
+:class:`DialRun` creates the branches (DIAL-10, DIAL-13), sends every INVITE at once
+(DIAL-11), plays ringback to the caller (DIAL-30, DIAL-32), feeds every response, timer,
+whisper result and hang-up to the Fork, and does what it answers: CANCEL, BYE, ACK + BYE,
+whispers, the bridge (DIAL-33), the branches' Call rows, Notifications and call-progress
+callbacks (CB-3..CB-8).  It returns the Dial's outcome once every branch has ended
+(DIAL-41); the verb makes the action request.
+
+SIP goes through :class:`Signalling` (the call manager), which also routes the responses
+and in-dialog requests of each branch back here (:meth:`DialRun.on_response`,
+:meth:`DialRun.on_failure`, :meth:`DialRun.callee_bye`).  Every input is handled
+synchronously, so a decision and its SIP messages leave in the same loop step; only
+webhooks (whispers, callbacks) are awaited, in their own tasks (CB-11, WSP-11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from dialtone import ids
+from dialtone.calls.branch import BranchLeg, build_invite
+from dialtone.calls.fork import (
+    AckAndBye,
+    BranchEnded,
+    BranchEvent,
+    Bridge,
+    BridgeEnd,
+    Bye,
+    Cancel,
+    Command,
+    DialEnded,
+    Fork,
+    StartWhisper,
+    StopWhisper,
+    Warn,
+)
+from dialtone.calls.services import CallServices
+from dialtone.calls.targets import Target, branch_targets, resolve_host
+from dialtone.config import OutboundProxy
+from dialtone.media.ports import NoMediaPorts
+from dialtone.media.session import MediaSession, configure_from
+from dialtone.media.sources import ToneSource
+from dialtone.rcml.context import CallGone, DialResult
+from dialtone.rcml.interpreter import run_call
+from dialtone.rcml.nodes import Dial, NumberNoun
+from dialtone.rcml.outcome import EndingKind
+from dialtone.registrar.location import Binding
+from dialtone.sip.events import Peer
+from dialtone.sip.message import Request, Response
+from dialtone.sip.sdp import SdpError, accept_answer, build_offer, parse_sdp
+from dialtone.webhooks.params import CallInfo, status_callback_params
+
+__all__ = ["DialParent", "DialRun", "DialSettings", "Signalling"]
+
+log = structlog.get_logger("dialtone.dial")
+
+_TRANSPORT_ERROR = 503  # DIAL-25: a transport error counts as a 503
+_TIMER_B = 408  # DIAL-25: no final response by Timer B
+NO_ADDRESS = 82004
+"""dialtone: the branch's host name did not resolve (the branch fails as a transport error)."""
+NO_PORT = 82005
+"""dialtone: no RTP port was free for the branch (SIP-13: the branch fails)."""
+BAD_ANSWER = 82006
+"""dialtone: the branch's 2xx carried no usable SDP answer (BYE; the branch fails, 488)."""
+
+
+class Signalling(Protocol):
+    """The SIP the Dial sends, and the routing of what comes back (the call manager)."""
+
+    def send_invite(self, branch: BranchLeg, invite: Request, dial: DialRun) -> str:
+        """Send ``invite`` for ``branch``; route its responses to ``dial``; its id."""
+        ...
+
+    def cancel_invite(self, transaction: str) -> None:
+        """CANCEL a pending INVITE (sent once a provisional has arrived, RFC 3261 §9.1)."""
+        ...
+
+    def send_ack(self, ack: Request, peer: Peer) -> None:
+        """Send the ACK of a 2xx (no transaction)."""
+        ...
+
+    def send_bye(self, bye: Request, peer: Peer) -> None:
+        """Send a BYE (a client transaction whose answer nobody waits for)."""
+        ...
+
+    def release(self, branch: BranchLeg) -> None:
+        """Stop routing to ``branch``: the Dial is over."""
+        ...
+
+    def contact(self, transport: str) -> str:
+        """dialtone's Contact URI for ``transport``."""
+        ...
+
+
+class DialParent(Protocol):
+    """What the Dial needs of the call it runs on (the caller's leg)."""
+
+    @property
+    def call_sid(self) -> str:
+        """The parent's CallSid (ParentCallSid of every branch)."""
+        ...
+
+    @property
+    def answered(self) -> bool:
+        """Whether the parent has been answered."""
+        ...
+
+    @property
+    def info(self) -> CallInfo:
+        """The parent's REQ-1 facts, status now."""
+        ...
+
+    @property
+    def media(self) -> MediaSession:
+        """The parent's media session (ringback, bridge)."""
+        ...
+
+    @property
+    def display_name(self) -> str | None:
+        """The caller's display name, copied into the branches' From (LEG-1)."""
+        ...
+
+    def early_media(self) -> None:
+        """Send ``180 Ringing`` with the SDP answer (DIAL-30)."""
+        ...
+
+    def answer_now(self) -> None:
+        """Send ``200 OK`` with the SDP answer (DIAL-33)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DialSettings:
+    """The process-wide knobs of every Dial."""
+
+    domain: str
+    proxy: OutboundProxy | None
+    whisper_timeout: float = 60.0
+    client_sid: Callable[[str], str | None] = lambda login: None
+    bindings: Callable[[str], list[Binding]] = lambda sid: []
+
+
+class DialRun:
+    """One `<Dial>` on one parent (module docstring)."""
+
+    def __init__(
+        self,
+        parent: DialParent,
+        node: Dial,
+        services: CallServices,
+        signalling: Signalling,
+        settings: DialSettings,
+        media: Callable[[], MediaSession],
+    ) -> None:
+        self.parent = parent
+        self.node = node
+        self.services = services
+        self.sip = signalling
+        self.settings = settings
+        self._open_media = media
+        self.branches: list[BranchLeg] = []
+        self.fork: Fork | None = None
+        self._done: asyncio.Future[DialResult] = asyncio.get_running_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._ringback: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._winner: BranchLeg | None = None
+        self._caller_gone = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> DialResult:
+        """Dial, and return the outcome once every branch has ended (DIAL-41)."""
+        try:
+            targets = await self._targets()
+            if self._caller_gone:  # hung up while host names resolved: nothing was sent
+                return DialResult("canceled", ids.new_sid(ids.CALL), 0, 0, False, True)
+            self._create(targets)
+            self._start()
+            return await asyncio.shield(self._done)
+        finally:
+            await self._close()
+
+    async def _targets(self) -> list[tuple[Target, str | None]]:
+        settings = self.settings
+        targets = branch_targets(
+            self.node.nouns,
+            domain=settings.domain,
+            client_sid=settings.client_sid,
+            bindings=settings.bindings,
+            proxy=settings.proxy,
+        )
+        out: list[tuple[Target, str | None]] = []
+        for target in targets:
+            address = await resolve_host(target.host) if target.needs_resolving else None
+            out.append((target, address))
+        return out
+
+    def _create(self, targets: list[tuple[Target, str | None]]) -> None:
+        """DIAL-10: one Call per target, in document order."""
+        parent = self.parent.info
+        caller_id = self.node.caller_id or parent.from_
+        now = self.services.utcnow()
+        for index, (target, _) in enumerate(targets):
+            sid = ids.new_sid(ids.CALL)
+            info = CallInfo(
+                call_sid=sid,
+                account_sid=parent.account_sid,
+                from_=caller_id,
+                to=target.to,
+                status="ringing",
+                direction="outbound-dial",
+                api_version=parent.api_version,
+                parent_call_sid=parent.call_sid,
+            )
+            base = target.noun.url
+            branch = BranchLeg(
+                self.services,
+                index=index,
+                target=target,
+                call_sid=sid,
+                info=info,
+                media=None,
+                base_url=base,
+            )
+            self.branches.append(branch)
+            self.services.records.create(
+                sid,
+                account_sid=parent.account_sid,
+                direction="outbound-dial",
+                from_=caller_id,
+                to=target.to,
+                status="ringing",
+                api_version=parent.api_version,
+                start_time=now,
+                parent_call_sid=parent.call_sid,
+            )
+        self.fork = Fork(
+            [t.noun.url is not None for t, _ in targets],
+            timeout=float(self.node.timeout),
+            time_limit=float(self.node.time_limit),
+            whisper_timeout=self.settings.whisper_timeout,
+            parent_answered=self.parent.answered,
+        )
+        self._addresses = [address for _, address in targets]
+
+    def _start(self) -> None:
+        """DIAL-13 failures, then every INVITE at once (DIAL-11), then ringback (DIAL-30)."""
+        fork = self._fork
+        unsendable: list[int] = []
+        for branch in self.branches:
+            if branch.target.failure is not None:
+                self._apply(fork.failed_at_start(branch.index, branch.target.failure))
+        sent = 0
+        for branch in self.branches:
+            if branch.target.failure is not None:
+                continue
+            if not self._send_invite(branch):
+                unsendable.append(branch.index)
+            else:
+                sent += 1
+        now = self.services.loop_time()
+        if fork.ended:  # every branch failed at start: nothing rings
+            return
+        self._apply(fork.start(now))
+        for index in unsendable:  # no port, no address: a transport error (DIAL-25)
+            self._apply(fork.final_failure(index, _TRANSPORT_ERROR, now))
+        if sent and not fork.ended:
+            self._ring_caller()
+        if self.node.hangup_on_star:
+            self._unsubscribe = self.parent.media.on_digit(self._caller_digit)
+
+    def _send_invite(self, branch: BranchLeg) -> bool:
+        target = branch.target
+        address = self._addresses[branch.index]
+        if target.needs_resolving and address is None:
+            self._warn(branch, NO_ADDRESS, f"cannot resolve {target.host!r}")
+            return False
+        try:
+            media = self._open_media()
+        except NoMediaPorts:
+            self._warn(branch, NO_PORT, "no RTP port is free for this branch")
+            return False
+        branch.media = media
+        host, port = media.local_address
+        offer = build_offer(host, port, session_id=secrets.randbelow(2**31), version=1)
+        parent = self.parent.info
+        caller_id = self.node.caller_id or parent.from_
+        user = caller_id.removeprefix("client:")
+        extra = [
+            ("X-Dialtone-CallSid", branch.sid),
+            ("X-Dialtone-AccountSid", parent.account_sid),
+            ("X-Dialtone-ParentCallSid", parent.call_sid),
+        ]
+        peer = target.peer(address)
+        invite = build_invite(
+            target,
+            from_uri=f"sip:{user}@{self.settings.domain}",
+            display_name=self.parent.display_name,
+            contact=self.sip.contact(peer.transport),
+            sdp=offer.to_bytes(),
+            extra=extra,
+        )
+        branch.start(invite, peer)
+        branch.transaction = self.sip.send_invite(branch, invite, self)
+        return True
+
+    # -- inputs from SIP ---------------------------------------------------------------------
+
+    def on_response(self, branch: BranchLeg, response: Response) -> None:
+        """A response to the branch's INVITE (any transaction of it)."""
+        uac = branch.uac
+        fork = self.fork
+        if uac is None or fork is None or branch.peer is None:
+            return
+        result = uac.on_response(response)
+        if result.ack is not None:
+            self.sip.send_ack(result.ack, branch.peer)
+        if result.bye is not None:
+            self.sip.send_bye(result.bye, branch.peer)
+        if result.retransmission:
+            return
+        status = response.status
+        now = self.services.loop_time()
+        if status == 100:
+            self._apply(fork.trying(branch.index, now))
+        elif status < 200:
+            self._apply(fork.provisional(branch.index, now))
+        elif status < 300:
+            if branch.reported_2xx:
+                return  # a second fork's 2xx: ACK + BYE above (DIAL-24)
+            branch.reported_2xx = True
+            branch.refused = result.bye is not None
+            if result.answered and not self._configure(branch, response):
+                for bye in uac.end():  # an answer we cannot use: end it, the branch failed
+                    self.sip.send_bye(bye, branch.peer)
+                branch.refused = True
+                self._apply(fork.final_failure(branch.index, 488, now))
+                return
+            self._apply(fork.answered(branch.index, now))
+        else:
+            retry = branch.authenticated_invite(response)
+            if retry is not None and not branch.ended:
+                branch.uac = type(uac)(retry)
+                branch.transaction = self.sip.send_invite(branch, retry, self)
+                return
+            self._apply(fork.final_failure(branch.index, status, now))
+
+    def on_failure(self, branch: BranchLeg, timeout: bool) -> None:
+        """The INVITE transaction timed out (Timer B) or its transport failed."""
+        if self.fork is not None and branch.uac is not None and branch.uac.final_status is None:
+            code = _TIMER_B if timeout else _TRANSPORT_ERROR
+            self._apply(self.fork.final_failure(branch.index, code, self.services.loop_time()))
+
+    def callee_bye(self, branch: BranchLeg) -> None:
+        """The called party sent BYE (already answered 200)."""
+        if self.fork is not None:
+            self._apply(self.fork.branch_gone(branch.index, self.services.loop_time()))
+
+    def caller_gone(self) -> None:
+        """The caller hung up, or the server is shutting down (DIAL-34, DIAL-44, CB-13)."""
+        self._caller_gone = True
+        if self.fork is not None and self.fork.started_at is not None:
+            self._apply(self.fork.caller_gone(self.services.loop_time()))
+
+    def _caller_digit(self, digit: str) -> None:
+        """DIAL-37: the caller's ``*`` during the bridge ends it."""
+        if digit == "*" and self._winner is not None and self.fork is not None:
+            now = self.services.loop_time()
+            self._apply(self.fork.bridge_ended(BridgeEnd.HANGUP_ON_STAR, now))
+
+    def _configure(self, branch: BranchLeg, response: Response) -> bool:
+        """Point the branch's media at the answer's SDP (LEG-3)."""
+        if branch.media is None:
+            return False
+        try:
+            configure_from(branch.media, accept_answer(parse_sdp(response.body)))
+        except SdpError as exc:
+            self._warn(branch, BAD_ANSWER, f"the answer's SDP is unusable: {exc}")
+            return False
+        branch.answered_now()
+        return True
+
+    # -- the Fork's commands -----------------------------------------------------------------
+
+    @property
+    def _fork(self) -> Fork:
+        assert self.fork is not None
+        return self.fork
+
+    def _apply(self, commands: list[Command]) -> None:
+        for command in commands:
+            try:
+                self._do(command)
+            except Exception:  # one command's bug must not strand the others
+                log.exception("dial.command_failed", command=repr(command))
+        self._arm()
+
+    def _do(self, command: Command) -> None:
+        if isinstance(command, BranchEvent):
+            self._event(command)
+        elif isinstance(command, BranchEnded):
+            self._ended(command)
+        elif isinstance(command, Cancel):
+            branch = self.branches[command.branch]
+            if branch.transaction is not None:
+                self.sip.cancel_invite(branch.transaction)
+            if branch.uac is not None:
+                branch.uac.end()
+        elif isinstance(command, Bye | AckAndBye):
+            branch = self.branches[command.branch]
+            if isinstance(command, AckAndBye) and branch.refused:
+                return  # the UacInvite already sent ACK + BYE for it
+            if branch.uac is not None and branch.peer is not None:
+                for bye in branch.uac.end():
+                    self.sip.send_bye(bye, branch.peer)
+        elif isinstance(command, StartWhisper):
+            branch = self.branches[command.branch]
+            task = asyncio.get_running_loop().create_task(self._whisper(branch))
+            branch.whisper_task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(command, StopWhisper):
+            self.branches[command.branch].stop_whisper()
+        elif isinstance(command, Bridge):
+            self._bridge(command)
+        elif isinstance(command, Warn):
+            branch = self.branches[command.branch]
+            self._warn(branch, command.code, branch.target.message or "branch ended")
+        elif isinstance(command, DialEnded):
+            self._finish(command)
+
+    def _event(self, command: BranchEvent) -> None:
+        """CB-3: the Call row follows the branch; the subscribed callback fires."""
+        branch = self.branches[command.branch]
+        now = self.services.utcnow()
+        if command.event == "ringing":
+            self.services.records.update(branch.sid, status="ringing")
+        elif command.event == "answered":
+            self.services.records.update(branch.sid, status="in-progress", answer_time=now)
+        noun = branch.target.noun
+        if noun.status_callback is None or command.event not in noun.status_callback_events:
+            return
+        completed = command.event == "completed"
+        params = status_callback_params(
+            branch.info.with_status(command.status),
+            call_duration=branch.duration if completed else None,
+            sip_response_code=command.sip_code if completed else None,
+        )
+        self.services.callbacks.fire(
+            branch.sid,
+            noun.status_callback,
+            noun.status_callback_method,
+            params,
+            auth_token=self.services.auth_token,
+            timestamp=now,
+            last=completed,
+        )
+
+    def _ended(self, command: BranchEnded) -> None:
+        branch = self.branches[command.branch]
+        branch.duration = command.duration_s
+        if branch is self._winner:
+            with contextlib.suppress(Exception):
+                self.parent.media.unbridge()
+        branch.end(command.status)
+        now = self.services.utcnow()
+        self.services.records.finish(branch.sid, command.status, now, command.sip_code)
+        self._close_media(branch)
+
+    def _bridge(self, command: Bridge) -> None:
+        """DIAL-33: ringback stops, the parent is answered, media flows both ways."""
+        branch = self.branches[command.branch]
+        self._stop_ringback()
+        if command.answer_parent:
+            self.parent.answer_now()
+        self._winner = branch
+        if branch.media is not None:
+            self.parent.media.bridge(branch.media)
+
+    def _finish(self, command: DialEnded) -> None:
+        outcome = command.outcome
+        self._stop_ringback()
+        sid = self.branches[outcome.dial_call_sid_branch].sid
+        result = DialResult(
+            outcome.dial_call_status,
+            sid,
+            outcome.dial_call_duration,
+            outcome.dial_ring_duration,
+            outcome.bridged,
+            outcome.caller_gone or self._caller_gone,
+        )
+        if not self._done.done():
+            self._done.set_result(result)
+
+    def _warn(self, branch: BranchLeg, code: int, message: str) -> None:
+        noun = branch.target.noun
+        self.services.records.notify(
+            self.services.account_sid,
+            branch.sid,
+            log=1,
+            error_code=code,
+            message_text=f"{noun.element}: {message}",
+        )
+
+    # -- whispers, ringback, timers ------------------------------------------------------
+
+    async def _whisper(self, branch: BranchLeg) -> None:
+        """WSP-2: sendDigits, then the whisper RCML; its ending goes to the Fork."""
+        noun = branch.target.noun
+        assert noun.url is not None
+        try:
+            if isinstance(noun, NumberNoun) and noun.send_digits:
+                await branch.send_digits(noun.send_digits)
+            document = await branch.fetch(noun.url, noun.method)
+            if document is None:
+                accepted, failed = False, True
+            else:
+                ending = await run_call(branch, document, whisper=True)
+                if ending.kind is EndingKind.GONE:
+                    return  # the callee hung up: callee_bye() told the Fork
+                accepted = ending.kind is EndingKind.ACCEPTED
+                failed = ending.kind is EndingKind.FAILED
+        except (CallGone, asyncio.CancelledError):
+            return  # stopped by the Dial (StopWhisper)
+        if not branch.ended and self.fork is not None:
+            now = self.services.loop_time()
+            self._apply(self.fork.whisper_done(branch.index, accepted, failed, now))
+
+    def _ring_caller(self) -> None:
+        """DIAL-30/DIAL-32: 180 with SDP to an unanswered caller, ringback either way."""
+        if not self.parent.answered:
+            self.parent.early_media()
+        media = self.parent.media
+
+        async def ring() -> None:
+            with contextlib.suppress(Exception):
+                await media.play(ToneSource())
+
+        self._ringback = asyncio.get_running_loop().create_task(ring())
+
+    def _stop_ringback(self) -> None:
+        task, self._ringback = self._ringback, None
+        if task is not None and not task.done():
+            self.parent.media.stop_playback()
+            task.cancel()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.fork.next_deadline() if self.fork is not None else None
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.fork is not None:
+            self._apply(self.fork.timer(self.services.loop_time()))
+
+    def _close_media(self, branch: BranchLeg) -> None:
+        media = branch.media
+        if media is None or media.closed:
+            return
+        task = asyncio.get_running_loop().create_task(media.close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self) -> None:
+        """Whatever way the Dial ends: timers, observers, ringback, routing, media."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._stop_ringback()
+        for branch in self.branches:
+            branch.stop_whisper()
+            self.sip.release(branch)
+            if branch.media is not None and not branch.media.closed:
+                with contextlib.suppress(Exception):
+                    await branch.media.close()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
