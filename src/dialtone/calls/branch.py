@@ -21,6 +21,7 @@ from dialtone.calls.targets import Target
 from dialtone.media.session import MediaSession
 from dialtone.rcml.context import DialResult
 from dialtone.rcml.nodes import Dial
+from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.dialog_uac import UacInvite
 from dialtone.sip.digest import build_authorization, choose_challenge, parse_challenges
 from dialtone.sip.digest_algorithms import DigestError
@@ -88,6 +89,7 @@ class BranchLeg(Leg):
         self.index = index
         self.target = target
         self.peer: Peer | None = None
+        self._dialogs: DialogSet | None = None
         self.uac: UacInvite | None = None
         self.transaction: str | None = None
         self.reported_2xx = False  # the Fork was told of this INVITE's answer (once)
@@ -97,10 +99,16 @@ class BranchLeg(Leg):
         self.duration = 0
         self.ended = False
 
-    def start(self, invite: Request, peer: Peer) -> None:
-        """The INVITE is about to be sent to ``peer``."""
+    def start(self, invite: Request, peer: Peer, dialogs: DialogSet) -> None:
+        """The INVITE is about to be sent to ``peer``; its dialogs join ``dialogs`` (so the
+        called party's BYE, re-INVITE and INFO find them)."""
         self.peer = peer
-        self.uac = UacInvite(invite)
+        self._dialogs = dialogs
+        self.uac = UacInvite(invite, dialogs=dialogs)
+
+    def restart(self, invite: Request) -> None:
+        """LEG-5: the same INVITE again, with credentials, as a new transaction."""
+        self.uac = UacInvite(invite, dialogs=self._dialogs)
 
     def answered_now(self) -> None:
         """The Fork kept this branch's 2xx: whisper verbs now play with comfort silence."""

@@ -53,6 +53,7 @@ from dialtone.rcml.interpreter import run_call
 from dialtone.rcml.nodes import Dial, NumberNoun
 from dialtone.rcml.outcome import EndingKind
 from dialtone.registrar.location import Binding
+from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.events import Peer
 from dialtone.sip.message import Request, Response
 from dialtone.sip.sdp import SdpError, accept_answer, build_offer, parse_sdp
@@ -97,6 +98,11 @@ class Signalling(Protocol):
 
     def contact(self, transport: str) -> str:
         """dialtone's Contact URI for ``transport``."""
+        ...
+
+    @property
+    def dialogs(self) -> DialogSet:
+        """The registry in-dialog requests are matched against."""
         ...
 
 
@@ -269,9 +275,7 @@ class DialRun:
             else:
                 sent += 1
         now = self.services.loop_time()
-        if fork.ended:  # every branch failed at start: nothing rings
-            return
-        self._apply(fork.start(now))
+        self._apply(fork.start(now))  # every branch failed at start: DialEnded comes here
         for index in unsendable:  # no port, no address: a transport error (DIAL-25)
             self._apply(fork.final_failure(index, _TRANSPORT_ERROR, now))
         if sent and not fork.ended:
@@ -310,7 +314,7 @@ class DialRun:
             sdp=offer.to_bytes(),
             extra=extra,
         )
-        branch.start(invite, peer)
+        branch.start(invite, peer, self.sip.dialogs)
         branch.transaction = self.sip.send_invite(branch, invite, self)
         return True
 
@@ -350,7 +354,7 @@ class DialRun:
         else:
             retry = branch.authenticated_invite(response)
             if retry is not None and not branch.ended:
-                branch.uac = type(uac)(retry)
+                branch.restart(retry)
                 branch.transaction = self.sip.send_invite(branch, retry, self)
                 return
             self._apply(fork.final_failure(branch.index, status, now))
