@@ -73,6 +73,7 @@ class Server:
             clock=self.clock,
             directory=self.sip.directory,
             stats=self.stats,
+            call_control=self.sip.calls,
         )
         config = uvicorn.Config(
             create_app(services),

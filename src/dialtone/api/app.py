@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from dialtone import __version__
-from dialtone.api import accounts, calls, clients, notifications, numbers
+from dialtone.api import accounts, calls, calls_write, clients, notifications, numbers
 from dialtone.api.context import basic_credentials, check_credentials, flavour_of
 from dialtone.api.errors import CODES
 from dialtone.api.scope import ApiServices, services_of
@@ -39,6 +39,7 @@ def create_app(services: ApiServices) -> FastAPI:
     clients.register(app)
     numbers.register(app)
     calls.register(app)
+    calls_write.register(app)
     notifications.register(app)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/dialtone/stats.json", stats, methods=["GET"])

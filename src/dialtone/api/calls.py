@@ -167,7 +167,7 @@ async def fetch_call(request: Request, account_sid: str, call_sid: str) -> Respo
 
 
 def register(app: FastAPI) -> None:
-    """Add the read routes of Calls (``POST`` is registered by the call-control routes)."""
+    """Add the read routes of Calls (``POST`` is registered by :mod:`~dialtone.api.calls_write`)."""
     base = "/Accounts/{account_sid}/Calls"
     add_routes(app, base, list_calls, ["GET"])
     add_routes(app, base + "/{call_sid}", fetch_call, ["GET"])

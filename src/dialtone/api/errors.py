@@ -16,6 +16,24 @@ CODES: Final[dict[int, str]] = {
     20404: "The requested resource was not found.",
     20422: "A parameter is missing or invalid; the message names it.",
     20500: "An internal error occurred; the server log has the details.",
+    20503: "Calls cannot be placed or modified right now: this server runs no call control "
+    "(SIP is not running) or it is shutting down.",
+    21201: "To is required when creating a call.",
+    21205: "The URL is invalid (Url, FallbackUrl or StatusCallback), or Url is missing: a "
+    "call needs Url or Twiml. A URL must be absolute http(s) (or a path resolved against the "
+    "server's public URL), without whitespace, at most 4000 characters; a fragment override "
+    "must be in range.",
+    21208: "Timeout is invalid: an integer number of seconds from 1 to 600.",
+    21209: "The HTTP method is invalid (Method, FallbackMethod or StatusCallbackMethod): use "
+    "GET or POST.",
+    21211: "To is invalid: use client:<login> of a Client of the account, a sip: or sips: URI, "
+    "or a phone number (an optional + and 1 to 32 digits; spaces, -, ., ( and ) are ignored).",
+    21212: "From is invalid: a phone number, client:<login> or a SIP user part, at most 64 "
+    "characters.",
+    21213: "From is required when creating a call.",
+    21214: "To cannot be reached: a phone number needs an outbound proxy (--outbound-proxy).",
+    21220: "The call is not in a state that allows this change: it has ended, or it is a "
+    "branch of a Dial that has not answered (new RCML needs an answered branch).",
     21402: "The URL is invalid: it must be an absolute http(s) URL (or a path resolved "
     "against the server's public URL), without whitespace, at most 4000 characters.",
     21403: "The HTTP method is invalid: use GET or POST.",

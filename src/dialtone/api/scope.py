@@ -22,6 +22,7 @@ from dialtone.api.context import (
     check_credentials,
     flavour_of,
 )
+from dialtone.calls.control import CallControl
 from dialtone.clock import Clock
 from dialtone.config import Settings
 from dialtone.errors import ApiError
@@ -69,6 +70,18 @@ class ApiServices:
     clock: Clock
     directory: ClientDirectory = field(default_factory=NoDirectory)
     stats: Callable[[], Mapping[str, int]] = field(default=lambda: {})
+    call_control: CallControl | None = None
+    """Places and steers calls (API-20, API-24, API-25); None: those requests answer 503."""
+    has_outbound_proxy: bool | None = None
+    """Whether number destinations can be dialled (API-20's 21214); None: whether
+    ``settings.outbound_proxy`` is set."""
+
+    @property
+    def can_dial_numbers(self) -> bool:
+        """Whether a number ``To`` has somewhere to go (``--outbound-proxy``)."""
+        if self.has_outbound_proxy is None:
+            return self.settings.outbound_proxy is not None
+        return self.has_outbound_proxy
 
 
 @dataclass

@@ -212,52 +212,60 @@ class DialRun:
         return out
 
     def _create(self, targets: list[tuple[Target, str | None]]) -> None:
-        """DIAL-10: one Call per target, in document order."""
-        parent = self.parent.info
-        caller_id = self.node.caller_id or parent.from_
-        now = self.services.utcnow()
+        """DIAL-10: one branch per target, in document order, then the Fork."""
         for index, (target, _) in enumerate(targets):
-            sid = ids.new_sid(ids.CALL)
-            info = CallInfo(
-                call_sid=sid,
-                account_sid=parent.account_sid,
-                from_=caller_id,
-                to=target.to,
-                status="ringing",
-                direction="outbound-dial",
-                api_version=parent.api_version,
-                parent_call_sid=parent.call_sid,
-            )
-            base = target.noun.url
-            branch = BranchLeg(
-                self.services,
-                index=index,
-                target=target,
-                call_sid=sid,
-                info=info,
-                media=None,
-                base_url=base,
-            )
-            self.branches.append(branch)
-            self.services.records.create(
-                sid,
-                account_sid=parent.account_sid,
-                direction="outbound-dial",
-                from_=caller_id,
-                to=target.to,
-                status="ringing",
-                api_version=parent.api_version,
-                start_time=now,
-                parent_call_sid=parent.call_sid,
-            )
+            self.branches.append(self._new_branch(index, target))
         self.fork = Fork(
             [t.noun.url is not None for t, _ in targets],
             timeout=float(self.node.timeout),
-            time_limit=float(self.node.time_limit),
+            time_limit=self._time_limit(),
             whisper_timeout=self.settings.whisper_timeout,
             parent_answered=self.parent.answered,
         )
         self._addresses = [address for _, address in targets]
+
+    def _time_limit(self) -> float | None:
+        return float(self.node.time_limit)
+
+    def _caller_id(self) -> str:
+        """DIAL-1: ``callerId``, else the caller's From."""
+        return self.node.caller_id or self.parent.info.from_
+
+    def _new_branch(self, index: int, target: Target) -> BranchLeg:
+        """A branch and its Call row (DIAL-10: Direction ``outbound-dial``)."""
+        parent = self.parent.info
+        caller_id = self._caller_id()
+        sid = ids.new_sid(ids.CALL)
+        info = CallInfo(
+            call_sid=sid,
+            account_sid=parent.account_sid,
+            from_=caller_id,
+            to=target.to,
+            status="ringing",
+            direction="outbound-dial",
+            api_version=parent.api_version,
+            parent_call_sid=parent.call_sid,
+        )
+        self.services.records.create(
+            sid,
+            account_sid=parent.account_sid,
+            direction="outbound-dial",
+            from_=caller_id,
+            to=target.to,
+            status="ringing",
+            api_version=parent.api_version,
+            start_time=self.services.utcnow(),
+            parent_call_sid=parent.call_sid,
+        )
+        return BranchLeg(
+            self.services,
+            index=index,
+            target=target,
+            call_sid=sid,
+            info=info,
+            media=None,
+            base_url=target.noun.url,
+        )
 
     def _start(self) -> None:
         """DIAL-13 failures, then every INVITE at once (DIAL-11), then ringback (DIAL-30)."""
@@ -297,14 +305,8 @@ class DialRun:
         branch.media = media
         host, port = media.local_address
         offer = build_offer(host, port, session_id=secrets.randbelow(2**31), version=1)
-        parent = self.parent.info
-        caller_id = self.node.caller_id or parent.from_
-        user = caller_id.removeprefix("client:")
-        extra = [
-            ("X-Dialtone-CallSid", branch.sid),
-            ("X-Dialtone-AccountSid", parent.account_sid),
-            ("X-Dialtone-ParentCallSid", parent.call_sid),
-        ]
+        user = self._caller_id().removeprefix("client:")
+        extra = self._identity(branch)
         peer = target.peer(address)
         invite = build_invite(
             target,
@@ -317,6 +319,15 @@ class DialRun:
         branch.start(invite, peer, self.sip.dialogs)
         branch.transaction = self.sip.send_invite(branch, invite, self)
         return True
+
+    def _identity(self, branch: BranchLeg) -> list[tuple[str, str]]:
+        """LEG-2: the X-Dialtone headers of a branch INVITE."""
+        parent = self.parent.info
+        return [
+            ("X-Dialtone-CallSid", branch.sid),
+            ("X-Dialtone-AccountSid", parent.account_sid),
+            ("X-Dialtone-ParentCallSid", parent.call_sid),
+        ]
 
     # -- inputs from SIP ---------------------------------------------------------------------
 
@@ -375,6 +386,11 @@ class DialRun:
         self._caller_gone = True
         if self.fork is not None and self.fork.started_at is not None:
             self._apply(self.fork.caller_gone(self.services.loop_time()))
+
+    def cancel_branch(self, branch: BranchLeg) -> None:
+        """API-24 on one branch (:meth:`Fork.cancel_branch`)."""
+        if self.fork is not None and self.fork.started_at is not None:
+            self._apply(self.fork.cancel_branch(branch.index, self.services.loop_time()))
 
     def _caller_digit(self, digit: str) -> None:
         """DIAL-37: the caller's ``*`` during the bridge ends it."""

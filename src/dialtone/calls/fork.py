@@ -230,6 +230,21 @@ class Fork:
             self._signal(self.branches[self.winner], Signal.HANG_UP)
         return self._done()
 
+    def cancel_branch(self, branch: int, now: float) -> list[Command]:
+        """API-24: end one branch over the REST API; the Dial goes on with the others.
+
+        Ringing, it is cancelled (``canceled``); whispering, declined (BYE, ``completed``);
+        bridged, it counts as the callee hanging up (BYE, ``completed``, DIAL-44).
+        """
+        self._begin(now)
+        b = self._branch(branch)
+        if b.state is BranchState.ACCEPTED:
+            self.bridge_end = BridgeEnd.API
+            self._signal(b, Signal.HANG_UP)
+        else:
+            self._signal(b, Signal.ABANDON)
+        return self._done()
+
     def caller_gone(self, now: float) -> list[Command]:
         """The caller hung up or was ended over the API (rule B, DIAL-34, DIAL-44)."""
         self._begin(now)

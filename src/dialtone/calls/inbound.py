@@ -87,6 +87,7 @@ class InboundCall(Leg):
         self._dialer = dialer
         self._dialing: DialRun | None = None
         self._dial_status: str | None = None
+        self._redirect: Document | None = None
         self._ended = False
         self._interpreter: asyncio.Task[object] | None = None
         self._final_code: int | None = None
@@ -100,14 +101,31 @@ class InboundCall(Leg):
     # -- running ---------------------------------------------------------------------------
 
     async def run(self, first: Document | None = None) -> None:
-        """Run ``first`` (else the voice URL's RCML) until the call ends; always cleans up."""
-        self._interpreter = asyncio.current_task()
+        """Run ``first`` (else the voice URL's RCML) until the call ends; always cleans up.
+
+        API-25 replaces the running document: :meth:`redirect` cancels the interpreter and
+        the loop here starts the new one.
+        """
+        self._interpreter = task = asyncio.current_task()
+        assert task is not None
+        document = first
         try:
-            document = first or await self._first_document()
-            if document is None:
-                await self.fail()
-            else:
-                await run_call(self, document)
+            while True:
+                try:
+                    if document is None and self._redirect is None:
+                        document = await self._first_document()
+                        if document is None:
+                            await self.fail()
+                            break
+                    if self._redirect is not None:
+                        document, self._redirect = self._redirect, None
+                    assert document is not None
+                    await run_call(self, document)
+                    break
+                except asyncio.CancelledError:
+                    if self._redirect is None or self._gone.is_set():
+                        raise
+                    task.uncancel()  # API-25: the new document runs instead
         except CallGone:
             pass
         except asyncio.CancelledError:
@@ -120,6 +138,37 @@ class InboundCall(Leg):
                 await self.fail(12400, "internal failure")
         finally:
             await self._cleanup()
+
+    # -- the REST API (API-24, API-25) ----------------------------------------------------
+
+    @property
+    def dialing(self) -> bool:
+        """Whether a Dial is running on this call."""
+        return self._dialing is not None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the call has ended."""
+        return self._ended
+
+    def end_by_api(self, status: str) -> None:
+        """API-24: ``canceled`` ends an unanswered call (487); ``completed`` any call."""
+        if self._ended or (status == "canceled" and self._answered):
+            return
+        if self._answered:
+            self._send_bye()
+            self._end("completed", None)
+        else:
+            self.caller_cancelled()
+
+    def redirect(self, document: Document) -> None:
+        """API-25: stop the current verb and run ``document`` (not during a Dial)."""
+        if self._ended:
+            return
+        self._redirect = document
+        self.media.stop_playback()
+        if self._interpreter is not None and self._interpreter is not asyncio.current_task():
+            self._interpreter.cancel()
 
     async def _first_document(self) -> Document | None:
         route = self.route

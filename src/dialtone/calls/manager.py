@@ -17,8 +17,10 @@ import structlog
 
 from dialtone import ids
 from dialtone.calls.branch import BranchLeg
+from dialtone.calls.control import CallControlError, ModifyRequest, OriginateRequest
 from dialtone.calls.dial import DialRun, DialSettings
 from dialtone.calls.inbound import InboundCall
+from dialtone.calls.outbound import OutboundCall
 from dialtone.calls.routing import ClientRecord, NumberRecord, Refusal, decide, number_candidates
 from dialtone.calls.services import CallServices
 from dialtone.media.local import LocalMediaEngine
@@ -77,6 +79,7 @@ class CallManager:
         self.dialogs = DialogSet()
         self._branches: dict[str, tuple[BranchLeg, DialRun]] = {}  # by INVITE transaction
         self._branch_calls: dict[str, tuple[BranchLeg, DialRun]] = {}  # by Call-ID
+        self.outbound: dict[str, OutboundCall] = {}
         self.calls: dict[str, InboundCall] = {}
         self._by_invite: dict[str, InboundCall] = {}
         self._by_dialog: dict[object, InboundCall] = {}
@@ -221,8 +224,100 @@ class CallManager:
             body = b"<Response><Hangup/></Response>"
             return parse_document(body, self.services.public_url + "/", content_type="text/xml")
 
-    def _dialer(self, call: InboundCall, node: Dial) -> DialRun:
+    def _dialer(self, call: InboundCall | OutboundCall, node: Dial) -> DialRun:
         return DialRun(call, node, self.services, self, self.dial_settings, self.media.open)
+
+    # -- CallControl (the REST API: API-20..API-25) -----------------------------------------
+
+    async def originate(self, request: OriginateRequest) -> str:
+        """API-21: create the outbound-api call (row ``queued``) and dial it in its task."""
+        if not self.accepting:
+            raise CallControlError(503, 20503, "the server is shutting down")
+        try:
+            media = self.media.open()
+        except NoMediaPorts:
+            raise CallControlError(503, 20503, "no RTP port is free for a new call") from None
+        sid = ids.new_sid(ids.CALL)
+        records = self.services.records
+        receipt = records.create(
+            sid,
+            account_sid=request.account_sid,
+            direction="outbound-api",
+            from_=request.from_,
+            to=request.to,
+            status="queued",
+            api_version=request.api_version,
+            start_time=self.services.utcnow(),
+        )
+        for notice in request.notices:
+            records.notify(
+                request.account_sid,
+                sid,
+                log=1,
+                error_code=notice.code,
+                message_text=notice.message_text,
+            )
+        await receipt
+        call = OutboundCall(
+            self.services,
+            request,
+            call_sid=sid,
+            media=media,
+            signalling=self,
+            settings=self.dial_settings,
+            dial=self._dialer,
+            on_end=self._outbound_ended,
+        )
+        self.outbound[sid] = call
+        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {sid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info("call.originated", call_sid=sid, to=request.to)
+        return sid
+
+    def _outbound_ended(self, call: OutboundCall) -> None:
+        self.outbound.pop(call.sid, None)
+
+    async def modify(self, request: ModifyRequest) -> None:
+        """API-24 (Status) and API-25 (new RCML) on a live call of this process."""
+        sid = request.call_sid
+        document = request.twiml
+        if document is None and request.url is not None:
+            document = _redirect_document(request.url, request.method, self.services.public_url)
+        outbound = self.outbound.get(sid)
+        inbound = self.calls.get(sid)
+        if outbound is not None:
+            if request.status == "canceled":
+                outbound.cancel()
+            elif request.status == "completed":
+                outbound.end()
+            elif document is not None:
+                if outbound.dialing:
+                    raise CallControlError(
+                        400, 21220, f"Call {sid} is in a Dial: not supported yet"
+                    )
+                outbound.redirect(document)
+            return
+        if inbound is not None:
+            if request.status is not None:
+                inbound.end_by_api(request.status)
+            elif document is not None:
+                if inbound.dialing:
+                    raise CallControlError(
+                        400, 21220, f"Call {sid} is in a Dial: not supported yet"
+                    )
+                inbound.redirect(document)
+            return
+        for branch, dial in list(self._branches.values()):
+            if branch.sid == sid and not branch.ended:
+                if request.status is not None:
+                    if request.status == "completed" or not branch.answered:
+                        dial.cancel_branch(branch)
+                    return
+                raise CallControlError(
+                    400, 21220, f"Call {sid} is a Dial branch: new RCML is not supported yet"
+                )
+        raise CallControlError(400, 21220, f"Call {sid} is not in progress")
 
     # -- Signalling (the Dial's SIP) -------------------------------------------------------
 
@@ -373,18 +468,28 @@ class CallManager:
         self.arm_timer()
 
     def count(self) -> int:
-        """Live calls."""
-        return len(self.calls)
+        """Live calls (inbound and outbound-api; branches are part of their Dial)."""
+        return len(self.calls) + len(self.outbound)
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls, end live ones (CB-13), wait for their tasks."""
         self.accepting = False
         for call in list(self.calls.values()):
             call.shutdown()
+        for outbound in list(self.outbound.values()):
+            outbound.end()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _redirect_document(url: str, method: str, base: str) -> Document:
+    """API-25 with ``Url``: a document whose ``<Redirect>`` fetches it with the call's
+    parameters (the fetch, its errors and their Notifications are the call's own)."""
+    escaped = url.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    body = f'<Response><Redirect method="{method}">{escaped}</Redirect></Response>'
+    return parse_document(body.encode(), base + "/", content_type="text/xml")
 
 
 def _is_invite(response: Response) -> bool:
