@@ -162,6 +162,20 @@ class BranchLeg(Leg):
         headers.add(answer_header, value)
         return Request("INVITE", invite.uri, headers, invite.body)
 
+    def _record(
+        self,
+        log_level: int,
+        code: int,
+        message: str,
+        url: str | None = None,
+        method: str | None = None,
+        params: object = None,
+        body: bytes | str | None = None,
+    ) -> None:
+        """WSP-7: a whisper's Notifications name the noun it belongs to."""
+        message = f"whisper of {self.target.noun.element}: {message}"
+        super()._record(log_level, code, message, url, method, params, body)
+
     # -- CallContext: what only the Dial does (never called in a whisper) ------------------
 
     async def answer(self) -> None:

@@ -28,6 +28,7 @@ import structlog
 from dialtone import ids
 from dialtone.calls.branch import BranchLeg, build_invite
 from dialtone.calls.fork import (
+    LIVE,
     AckAndBye,
     BranchEnded,
     BranchEvent,
@@ -355,7 +356,8 @@ class DialRun:
                 return  # a second fork's 2xx: ACK + BYE above (DIAL-24)
             branch.reported_2xx = True
             branch.refused = result.bye is not None
-            if result.answered and not self._configure(branch, response):
+            kept = fork.branches[branch.index].state in LIVE  # else AckAndBye (DIAL-24)
+            if kept and result.answered and not self._configure(branch, response):
                 for bye in uac.end():  # an answer we cannot use: end it, the branch failed
                     self.sip.send_bye(bye, branch.peer)
                 branch.refused = True
@@ -364,7 +366,7 @@ class DialRun:
             self._apply(fork.answered(branch.index, now))
         else:
             retry = branch.authenticated_invite(response)
-            if retry is not None and not branch.ended:
+            if retry is not None and fork.branches[branch.index].state in LIVE:
                 branch.restart(retry)
                 branch.transaction = self.sip.send_invite(branch, retry, self)
                 return

@@ -67,6 +67,7 @@ from dialtone.calls.fork_table import (
 )
 
 __all__ = [
+    "LIVE",
     "AckAndBye",
     "Branch",
     "BranchEnded",
