@@ -191,6 +191,9 @@ class OutboundCall(Leg):
             log.exception("call.failed", call_sid=self.sid)
         finally:
             self._finish(result)
+            if not self.media.closed:  # no attempt went out (API-21: no device): still ours
+                with contextlib.suppress(Exception):
+                    await self.media.close()
 
     def progress(self, event: str, status: str) -> None:
         """CB-3 for the call: ``initiated``, ``ringing``, ``answered``."""

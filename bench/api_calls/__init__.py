@@ -1,0 +1,1 @@
+"""Outbound-call benchmark: POST /Calls to a registered SIPp device (see README.md)."""
