@@ -9,7 +9,6 @@ REG-4), closes it, and SIPp binds it next.  :class:`SippPeers` starts SIPps with
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
 import socket
@@ -17,7 +16,6 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +33,6 @@ __all__ = [
     "TracedMessage",
     "call_sids",
     "free_udp_port",
-    "registered",
     "sip_lines",
     "sip_trace",
 ]
@@ -161,6 +158,10 @@ class RtpSink:
         self.sock.close()
 
 
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 @dataclass
 class SippPeer:
     """One SIPp running in the background."""
@@ -199,7 +200,7 @@ class SippPeer:
 
     def result(self) -> SippResult:
         """Exit code, error file, message trace, and stdout with the scenario's log lines."""
-        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+        read = _read
         code = self.process.returncode
         if self.killed or code is None:
             code = -9  # never a pass: SIPp exits 0 when it is killed
@@ -384,14 +385,3 @@ def call_sids(messages: str, header: str = "X-Dialtone-CallSid") -> list[str]:
     """Every value of ``header`` in a SIPp message trace, in order, without repeats."""
     found = re.findall(rf"^{re.escape(header)}:\s*(\S+)", messages, re.M | re.I)
     return list(dict.fromkeys(found))
-
-
-@contextlib.contextmanager
-def registered(server_port: int, login: str, password: str, count: int = 1) -> Iterator[list[int]]:
-    """Register ``count`` devices of ``login`` (one port each); unregister them afterwards."""
-    ports = [ContactRegistrar.register_device(server_port, login, password) for _ in range(count)]
-    try:
-        yield ports
-    finally:
-        for port in ports:
-            ContactRegistrar.unregister_device(server_port, login, password, port)

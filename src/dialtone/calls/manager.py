@@ -346,9 +346,13 @@ class CallManager:
         self.services.send_request(bye, peer)
 
     def release(self, branch: BranchLeg) -> None:
-        """The Dial is over: a late 2xx of the branch is ACKed and BYEd as a stray."""
+        """The Dial is over: a late 2xx of the branch is ACKed and BYEd as a stray, and an
+        INVITE still unanswered is CANCELled once a provisional arrives (DIAL-23, §9.1)."""
         if branch.transaction is not None:
             self._branches.pop(branch.transaction, None)
+            uac = branch.uac
+            if uac is not None and uac.final_status is None and uac.kept is None:
+                self.services.cancel(branch.transaction)
         if branch.uac is not None:
             self._branch_calls.pop(branch.uac.invite.call_id, None)
         for dialog in list(branch.uac.dialogs.values()) if branch.uac else ():
