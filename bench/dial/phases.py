@@ -34,6 +34,7 @@ class Plan:
     latency_seconds: float  # 0 = no latency step
     latency_rate: int | None  # None = half the max clean rate
     quiet_wait: float
+    settle_timeout: float
     deadline: float  # time.monotonic() after which no new step starts
 
 
@@ -114,7 +115,8 @@ def _show(server: str, step: StepResult) -> None:
         f"retrans {step.retransmissions}+{step.callee_retransmissions}, "
         f"achieved {step.achieved_rate:.0f}/s, server CPU {step.server_cpu_pct:.0f}% "
         f"({step.cpu_ms_per_call:.2f} ms/call), SIPp CPU {step.sipp_cpu_pct:.0f}%, "
-        f"RSS peak {step.peak_rss_kib / 1024:.0f} MiB{left} -> {verdict}"
+        f"RSS peak {step.peak_rss_kib / 1024:.0f} MiB, idle {step.settle_s:.0f} s after{left} "
+        f"-> {verdict}"
     )
     for line in step.errors[:3]:
         _log(f"    {line}")
@@ -189,7 +191,9 @@ def rate_steps(
     out = work / "steps"
     _log(f"starting {name} ({plan.fork} callee(s))")
     server = _start(name, out, specs, options)
-    spec = StepSpec(plan.hold_ms, plan.answer_delay_ms, plan.side_cpus, plan.criteria)
+    spec = StepSpec(
+        plan.hold_ms, plan.answer_delay_ms, plan.side_cpus, plan.criteria, plan.settle_timeout
+    )
     try:
         result.details = server.details
         result.idle_memory = tree_memory(server.proc.pid)
@@ -243,7 +247,9 @@ def latency_step(
     out = work / "latency"
     _log(f"latency step: fresh {name}, {rate}/s for {plan.latency_seconds:g} s")
     server = _start(name, out, specs, options)
-    spec = StepSpec(plan.hold_ms, plan.answer_delay_ms, plan.side_cpus, plan.criteria)
+    spec = StepSpec(
+        plan.hold_ms, plan.answer_delay_ms, plan.side_cpus, plan.criteria, plan.settle_timeout
+    )
     try:
         step = run_step(
             server,

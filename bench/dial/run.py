@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-rate", type=int, default=None, help="latency step rate (default: half the max)"
     )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=60.0,
+        help="after a step wait up to this long for the server's CPU to drop below 5%% "
+        "(deferred work counts for the step; still busy = the step fails)",
+    )
     parser.add_argument("--max-seconds", type=float, default=2700.0, help="whole-run bound")
     parser.add_argument("--server-cpus", default="0", help="taskset list for the server")
     parser.add_argument(
@@ -163,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_seconds=args.latency_seconds,
         latency_rate=args.latency_rate,
         quiet_wait=args.quiet_wait,
+        settle_timeout=args.settle_seconds,
         deadline=started + args.max_seconds,
     )
     options = TargetOptions(

@@ -38,6 +38,7 @@ class StepSpec:
     answer_delay_ms: int
     side_cpus: str | None  # where SIPp runs
     criteria: Criteria
+    settle_timeout: float = 60.0  # wait this long at most for the server to go idle after a step
 
 
 @dataclass
@@ -72,6 +73,8 @@ class StepResult:
     peak_rss_kib: int = 0
     peak_pss_kib: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)
+    settle_s: float = 0.0  # after the last call: seconds until the server's CPU fell below 5 %
+    settled: bool = True
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -99,6 +102,8 @@ def judge(result: StepResult, criteria: Criteria) -> None:
     retrans = result.retransmissions + result.callee_retransmissions
     if result.calls and 100.0 * retrans / result.calls > criteria.max_retrans_pct:
         reasons.append(f"retransmission storm ({retrans} retransmissions)")
+    if not result.settled:
+        reasons.append(f"server still busy {result.settle_s:.0f} s after the last call (backlog)")
     if result.achieved_rate < result.rate * criteria.min_achieved_pct / 100.0:
         reasons.append(f"achieved {result.achieved_rate:.0f}/s < {criteria.min_achieved_pct:g}%")
     result.reasons = reasons + result.reasons
@@ -134,6 +139,24 @@ def _steady(samples: list[tuple[float, float]], start: float, seconds: float, ho
         window = samples
     (t0, c0), (t1, c1) = window[0], window[-1]
     return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _settle(pid: int, timeout: float, idle_pct: float = 5.0) -> tuple[float, bool]:
+    """Wait until the server uses < `idle_pct` of a core over 1 s; (seconds waited, settled).
+
+    A server that defers work (dialtone writes its call records behind the
+    calls) keeps a core busy after the last call: that CPU belongs to the step,
+    and a backlog that never drains means the rate is not sustained.
+    """
+    start = time.monotonic()
+    last = tree_cpu(pid).seconds
+    while time.monotonic() - start < timeout:
+        time.sleep(1.0)
+        now = tree_cpu(pid).seconds
+        if 100.0 * (now - last) < idle_pct:
+            return time.monotonic() - start, True
+        last = now
+    return time.monotonic() - start, False
 
 
 def _drain(callees: list[sipp.Callee], procs: list[ManagedProcess], timeout: float) -> None:
@@ -220,6 +243,7 @@ def run_step(
             timeout=max(0.1, deadline - time.monotonic())
         )
         _drain(callees, callee_procs, timeout=10.0)
+        result.settle_s, result.settled = _settle(server.proc.pid, spec.settle_timeout)
         for each in callee_procs:
             if each.alive():
                 sipp_cpu[each.pid] = cpu_seconds(each.pid) or sipp_cpu.get(each.pid, 0.0)

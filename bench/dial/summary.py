@@ -47,6 +47,7 @@ _STEP_HEADERS = [
     "retrans",
     "server CPU",
     "CPU ms/call",
+    "busy after",
     "SIPp CPU",
     "app CPU",
     "other CPU",
@@ -71,6 +72,7 @@ def _step_rows(steps: Sequence[StepResult]) -> list[list[object]]:
                 f"{step.retransmissions}+{step.callee_retransmissions}",
                 f"{step.server_cpu_pct:.0f}%",
                 f"{step.cpu_ms_per_call:.2f}",
+                f"{step.settle_s:.0f} s",
                 f"{step.sipp_cpu_pct:.0f}%",
                 f"{step.helper_cpu_pct:.0f}%",
                 f"{step.other_cpu_pct:.0f}%",
@@ -265,7 +267,9 @@ def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
         f"{plan.criteria.min_achieved_pct:g}% of the offered one; the run stops at the first "
         "failing step",
         "- server CPU: run time of every thread of the server's process tree over the step "
-        "(/proc/PID/task/TID/schedstat): per successful call over the whole step, and in % of "
+        "(/proc/PID/task/TID/schedstat): per successful call over the whole step including "
+        'the time the server stays busy after the last call ("busy after": until it uses '
+        "< 5% of a core; still busy after --settle-seconds fails the step), and in % of "
         "one core while calls are steadily starting and ending (from one hold time into the "
         "step to its end); RSS / Pss peak: VmRSS and Pss (shared pages split: fair for "
         "Kamailio's 7 processes) summed over the tree, sampled every 2 s; SIPp CPU: caller + "
