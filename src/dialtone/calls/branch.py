@@ -20,7 +20,7 @@ from dialtone.calls.services import CallServices
 from dialtone.calls.targets import Target
 from dialtone.media.session import MediaSession
 from dialtone.rcml.context import DialResult
-from dialtone.rcml.nodes import Dial
+from dialtone.rcml.nodes import Dial, SipNoun
 from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.dialog_uac import UacInvite
 from dialtone.sip.digest import build_authorization, choose_challenge, parse_challenges
@@ -134,8 +134,9 @@ class BranchLeg(Leg):
         """LEG-5: the INVITE again with credentials for a 401/407, once; None when the
         noun has none, they were tried already, or the challenge is unusable."""
         noun = self.target.noun
-        username = getattr(noun, "username", None)
-        password = getattr(noun, "password", None)
+        if not isinstance(noun, SipNoun):  # only <Sip> carries credentials (DIAL-7)
+            return None
+        username, password = noun.username, noun.password
         names = _CHALLENGES.get(response.status)
         if self.authenticated or names is None or not username or not password or not self.uac:
             return None

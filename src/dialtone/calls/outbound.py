@@ -41,12 +41,11 @@ _NO_LIMIT = None  # API calls have no timeLimit
 
 def destination(request: OriginateRequest) -> Noun:
     """The noun that dials ``request.to`` (LEG-1), as a ``<Dial>`` would."""
-    where = {"element": "Calls", "line": 0}
     if request.to_kind == "client":
-        return ClientNoun(**where, login=request.to.removeprefix("client:"))  # type: ignore[arg-type]
+        return ClientNoun(element="Calls", line=0, login=request.to.removeprefix("client:"))
     if request.to_kind == "number":
-        return NumberNoun(**where, number=request.to)  # type: ignore[arg-type]
-    return SipNoun(**where, uri=request.to, headers=request.sip_headers)  # type: ignore[arg-type]
+        return NumberNoun(element="Calls", line=0, number=request.to)
+    return SipNoun(element="Calls", line=0, uri=request.to, headers=request.sip_headers)
 
 
 class Attempts(DialRun):
