@@ -212,7 +212,10 @@ class SipStack:
     def stats(self) -> dict[str, int]:
         """Live counts for ``/dialtone/stats.json`` (API-60)."""
         endpoint = self.driver.endpoint if self.driver else None
+        records = self.records.stats()
         return {
+            "records_pending": records["pending"],
+            "records_lost": records["failed"] + records["dropped"],
             "calls": self.calls.count() if self.calls else 0,
             "sip_dialogs": self.calls.dialogs.count() if self.calls else 0,
             "media_ports": self.media.in_use(),

@@ -84,6 +84,8 @@ class CallManager:
         self._by_invite: dict[str, InboundCall] = {}
         self._by_dialog: dict[object, InboundCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # INVITEs still being routed (storage lookups pending) -> whether the caller CANCELled.
+        self._routing: dict[str, bool] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.accepting = True
         services.forget = self._forget
@@ -107,6 +109,7 @@ class CallManager:
             if not self._authenticated(request, peer, transaction, from_uri.user):
                 return
             caller_login = from_uri.user
+        self._routing[transaction] = False
         task = asyncio.get_running_loop().create_task(
             self._start(request, peer, transaction, caller_login, from_uri.user or "")
         )
@@ -138,9 +141,20 @@ class CallManager:
     ) -> None:
         account = self.services.account_sid
         user = _ruri_user(request)
-        caller = await self.directory.client(account, caller_login) if caller_login else None
-        number = await self.directory.number(account, number_candidates(user)) if user else None
-        callee = await self.directory.client(account, user) if user and number is None else None
+        try:
+            caller = await self.directory.client(account, caller_login) if caller_login else None
+            number = await self.directory.number(account, number_candidates(user)) if user else None
+            callee = await self.directory.client(account, user) if user and number is None else None
+        except Exception:  # storage broke: the caller gets a final answer, the server goes on
+            log.exception("call.routing_failed", call_id=request.call_id, to=user)
+            if not self._routing.pop(transaction, False):
+                self._refuse(request, transaction, 500, "Routing Failed")
+            return
+        if self._routing.pop(transaction, False):  # CANCELled meanwhile: 487 already sent
+            return
+        if not self.accepting:  # shutdown began while we looked up
+            self._refuse(request, transaction, 503, "Shutting Down")
+            return
         decision = decide(user, from_user, caller, number, callee)
         if isinstance(decision, Refusal):
             if decision.warning_code:
@@ -400,7 +414,9 @@ class CallManager:
         call = self._by_invite.get(event.invite_transaction)
         if call is not None:
             call.caller_cancelled()
-        else:  # still routing: answer the INVITE now; the start task finds it ended
+        elif self._routing.get(event.invite_transaction) is False:
+            # Still routing: answer the INVITE now; the start task sees the mark and stops.
+            self._routing[event.invite_transaction] = True
             response = make_response(event.request, 487, to_tag=secrets.token_hex(5))
             response.headers.set("CSeq", f"{event.request.cseq.seq} INVITE")
             self.services.respond(event.invite_transaction, response)

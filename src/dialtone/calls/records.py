@@ -1,18 +1,23 @@
 """``CallRecords``: how the call layer writes Call rows (CDRs) and Notifications (DOC-20).
 
-Every write method returns at once: it validates its arguments, queues the write on the
-*lane* of its call and returns a :class:`Receipt`.  A lane is one task applying that call's
-writes in issue order, one short transaction each, so ``create`` → ``update`` → ``finish``
-land in order even when issued back-to-back without awaiting.  Lanes of different calls run
-in parallel, at most ``max_concurrency`` transactions at once.
+Every write method returns at once: it validates its arguments, queues the write and returns
+a :class:`Receipt`.  One writer task applies the queue in issue order, taking everything
+queued so far (up to ``max_batch`` writes) into one transaction: the creates of the batch are
+one multi-row INSERT, its updates and finishes are merged per call into one UPDATE (or into
+that call's INSERT when the call was created in the same batch), its Notifications one more
+INSERT.  So ``create`` → ``update`` → ``finish`` of a call land in order even when issued
+back-to-back without awaiting, a quiet server writes each change at once, and a busy one
+spends one transaction on hundreds of changes instead of one each.
 
 A slow or broken database never stops call control: no database failure is raised.  A
 transient one (locked, unreachable, attempt timeout) is retried after each of
-``retry_delays``, then the write is given up; outcomes are counted (:meth:`~CallRecords.stats`)
-and logged at most once a second per kind.  Awaiting a receipt is optional; the call layer
-awaits where the row must exist before it goes on (RTE-4: an inbound Call before its first
-webhook; ``POST /Calls`` before its ``201``).  Argument errors (unknown field, naive
-datetime, unknown status) are the caller's bugs and raise ``ValueError``/``TypeError``.
+``retry_delays``, then the batch is given up; a permanent one (a constraint) splits the batch
+and applies its writes one by one, so one bad write loses only itself.  Outcomes are counted
+(:meth:`~CallRecords.stats`) and logged at most once a second per kind.  Awaiting a receipt is
+optional; the call layer awaits where the row must exist before it goes on (RTE-4: an inbound
+Call before its first webhook; ``POST /Calls`` before its ``201``).  Argument errors (unknown
+field, naive datetime, unknown status) are the caller's bugs and raise ``ValueError``/
+``TypeError``.
 
 The composition root calls :meth:`CallRecords.close` after the call layer has ended its calls
 and before the database is disposed.
@@ -23,14 +28,15 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import structlog
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialtone import ids
 from dialtone.clock import Clock
 from dialtone.storage.models import Call, Notification
-from dialtone.storage.repository import Calls
 
 logger = structlog.get_logger("dialtone.calls.records")
 
@@ -115,22 +120,23 @@ class Receipt:
         return asyncio.shield(self._done).__await__()
 
 
-Apply = Callable[[AsyncSession], Awaitable[bool]]
-"""One write: runs inside a fresh transaction per attempt; False means "nothing to do"."""
+_CALL_FIELDS: Final = tuple(prop.key for prop in Call.__mapper__.attrs if prop.key != "id")
+"""Every column an INSERT of a Call row names (absent values are NULL)."""
+_IN_CHUNK: Final = 500
+"""How many CallSids one ``IN (…)`` lookup names (SQLite allows 999 bound variables)."""
 
 
 @dataclass(slots=True)
 class _Write:
-    what: str
+    kind: str
+    """``create``, ``update``, ``finish`` or ``notify``."""
+    key: str
+    """The call it belongs to (its CallSid), or ``account:AC…`` for a call-less Notification."""
     call_sid: str | None
-    apply: Apply
+    values: dict[str, Any]
     done: asyncio.Future[bool]
-
-
-@dataclass(slots=True)
-class _Lane:
-    writes: deque[_Write] = field(default_factory=deque)
-    task: asyncio.Task[None] | None = None
+    answer_hint: datetime | None = None
+    """``finish`` only: the answer time given to :meth:`CallRecords.update`, if any."""
 
 
 class CallRecords:
@@ -145,22 +151,25 @@ class CallRecords:
         retry_delays: Sequence[float] = RETRY_DELAYS,
         attempt_timeout: float = 5.0,
         max_pending: int = 10_000,
-        max_concurrency: int | None = None,
+        max_batch: int = 500,
     ) -> None:
         self._db, self._clock = db, clock
         self._public_url = public_url.rstrip("/")
         self._retry_delays = tuple(retry_delays)
         self._attempt_timeout = attempt_timeout
         self._max_pending = max_pending
-        # SQLite has one writer: concurrent write transactions would only wait on its lock.
-        default = 1 if getattr(db, "is_sqlite", False) else 4
-        self._slots = asyncio.Semaphore(max_concurrency or default)
-        self._lanes: dict[str, _Lane] = {}
+        self._max_batch = max_batch
+        self._queue: deque[_Write] = deque()
+        self._inflight: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        # The last queued write of each call (or account lane) not yet applied: flush(sid).
+        self._last: dict[str, asyncio.Future[bool]] = {}
         # Live calls: CallSid -> (api_version, answer_time), from create() to finish().
         self._live: dict[str, tuple[str, datetime | None]] = {}
-        self._pending = 0
         self._closed = False
-        self._counts = dict.fromkeys(("written", "retried", "failed", "dropped", "missing"), 0)
+        names = ("written", "retried", "failed", "dropped", "missing", "batches")
+        self._counts = dict.fromkeys(names, 0)
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -207,7 +216,7 @@ class CallRecords:
             "date_updated": now,
         }
         self._live[call_sid] = (api_version, None)
-        return self._queue(call_sid, "create", call_sid, _insert(Call, values))
+        return self._queue_write("create", call_sid, values)
 
     def update(self, call_sid: str, **fields: Any) -> Receipt:
         """Queue a change of the Call: ``status``, ``answer_time``, ``sip_response_code``…"""
@@ -219,14 +228,8 @@ class CallRecords:
         live = self._live.get(call_sid)
         if live is not None and fields.get("answer_time") is not None:
             self._live[call_sid] = (live[0], fields["answer_time"])
-        now = self._clock.utcnow()
-
-        def change(row: Call) -> None:
-            for name, value in fields.items():
-                setattr(row, name, value)
-            row.date_updated = now
-
-        return self._queue(call_sid, "update", call_sid, self._change(call_sid, "update", change))
+        values = {**fields, "date_updated": self._clock.utcnow()}
+        return self._queue_write("update", call_sid, values)
 
     def finish(
         self, call_sid: str, status: str, end_time: datetime, sip_response_code: int | None = None
@@ -240,18 +243,14 @@ class CallRecords:
             raise ValueError(f"finish() needs a final status, not {status!r}")
         _check("end_time", end_time)
         remembered = self._live.pop(call_sid, ("", None))[1]
-        now = self._clock.utcnow()
-
-        def change(row: Call) -> None:
-            if row.answer_time is None:  # the update that set it was given up
-                row.answer_time = remembered
-            row.status, row.end_time = status, end_time
-            row.duration = call_duration(row.answer_time, end_time)
-            if sip_response_code is not None:
-                row.sip_response_code = sip_response_code
-            row.date_updated = now
-
-        return self._queue(call_sid, "finish", call_sid, self._change(call_sid, "finish", change))
+        values: dict[str, Any] = {
+            "status": status,
+            "end_time": end_time,
+            "date_updated": self._clock.utcnow(),
+        }
+        if sip_response_code is not None:
+            values["sip_response_code"] = sip_response_code
+        return self._queue_write("finish", call_sid, values, answer_hint=remembered)
 
     def notify(
         self,
@@ -270,7 +269,7 @@ class CallRecords:
     ) -> str:
         """Log a Notification once (DOC-20) and queue its row; return its ``NO…`` SID.
 
-        It goes on the lane of ``call_sid``, after that call's row.  ``api_version``
+        It is written after the writes of ``call_sid`` queued before it.  ``api_version``
         defaults to the live call's; URL passwords become ``***`` in the log and the row;
         ``response_body`` is cut to 4 KiB; ``message_date`` defaults to now.
         """
@@ -301,16 +300,17 @@ class CallRecords:
         (logger.error if log == 0 else logger.warning)(
             "notification", notification_sid=sid, **logged
         )
-        lane = call_sid or f"account:{account_sid}"
-        self._queue(lane, "notify", call_sid, _insert(Notification, values))
+        self._queue_write("notify", call_sid, values, key=call_sid or f"account:{account_sid}")
         return sid
 
     async def flush(self, call_sid: str | None = None) -> None:
         """Wait until the writes queued so far (of one call, or all) are applied or given up."""
-        lanes = list(self._lanes.values()) if call_sid is None else [self._lanes.get(call_sid)]
-        last = [lane.writes[-1].done for lane in lanes if lane is not None and lane.writes]
+        if call_sid is None:
+            last = [write.done for write in (*self._inflight, *self._queue)][-1:]
+        else:
+            last = [self._last[call_sid]] if call_sid in self._last else []
         if last:
-            await asyncio.gather(*(asyncio.shield(done) for done in last))
+            await asyncio.shield(last[0])
 
     async def close(self, timeout: float = 5.0) -> None:
         """Refuse new writes, wait up to ``timeout`` s for queued ones, then abandon the rest."""
@@ -319,90 +319,111 @@ class CallRecords:
             async with asyncio.timeout(timeout):
                 await self.flush()
         except TimeoutError:
-            logger.error("records.abandoned", writes=self._pending)
-            tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            logger.error("records.abandoned", writes=self._pending())
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
 
     def live_count(self) -> int:
         """Calls created and not yet finished through this service."""
         return len(self._live)
 
     def stats(self) -> dict[str, int]:
-        """``live_calls``, ``lanes``, ``pending`` and the outcome counters since start."""
-        gauges = {"live_calls": len(self._live), "lanes": len(self._lanes)}
-        return {**gauges, "pending": self._pending, **self._counts}
+        """``live_calls``, ``queued_calls``, ``pending`` and the counters since start.
 
-    # -- the lanes ----------------------------------------------------------------------
+        ``written``, ``failed``, ``dropped`` and ``missing`` count writes; ``batches`` counts
+        the transactions that committed and ``retried`` the attempts that were tried again.
+        """
+        gauges = {"live_calls": len(self._live), "queued_calls": len(self._last)}
+        return {**gauges, "pending": self._pending(), **self._counts}
 
-    def _change(self, call_sid: str, what: str, change: Callable[[Call], None]) -> Apply:
-        async def apply(session: AsyncSession) -> bool:
-            row = await Calls(session).by_sid(call_sid)
-            if row is None:  # its create was given up, or never issued
-                self._counts["missing"] += 1
-                self._log_limited("records.call_missing", what=what, call_sid=call_sid)
-                return False
-            change(row)
-            return True
+    # -- the writer ---------------------------------------------------------------------
 
-        return apply
+    def _pending(self) -> int:
+        return len(self._queue) + len(self._inflight)
 
-    def _queue(self, key: str, what: str, call_sid: str | None, apply: Apply) -> Receipt:
+    def _queue_write(
+        self,
+        kind: str,
+        call_sid: str | None,
+        values: dict[str, Any],
+        *,
+        key: str | None = None,
+        answer_hint: datetime | None = None,
+    ) -> Receipt:
         loop = asyncio.get_running_loop()
-        write = _Write(what, call_sid, apply, loop.create_future())
-        if self._closed or self._pending >= self._max_pending:
+        key = key or call_sid or ""
+        write = _Write(kind, key, call_sid, values, loop.create_future(), answer_hint)
+        if self._closed or self._pending() >= self._max_pending:
             self._counts["dropped"] += 1
             reason = "closed" if self._closed else "queue full"
-            self._log_limited("records.dropped", what=what, call_sid=call_sid, reason=reason)
+            self._log_limited("records.dropped", what=kind, call_sid=call_sid, reason=reason)
             write.done.set_result(False)
             return Receipt(write.done)
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = _Lane()
-            lane.task = loop.create_task(self._run(key, lane), name=f"records:{key}")
-        lane.writes.append(write)
-        self._pending += 1
+        self._queue.append(write)
+        self._last[key] = write.done
+        self._wake.set()
+        if self._writer is None:
+            self._writer = loop.create_task(self._run(), name="records:writer")
         return Receipt(write.done)
 
-    async def _run(self, key: str, lane: _Lane) -> None:
-        """Apply the lane's writes in order; the lane goes away when it is empty."""
+    async def _run(self) -> None:
+        """Apply the queue batch by batch, in order, for as long as the service lives."""
         try:
-            while lane.writes:
-                ok = await self._apply(lane.writes[0])
-                self._pending -= 1
-                _resolve(lane.writes.popleft().done, ok)
-        finally:
-            while lane.writes:  # left only when close() cancelled us: abandoned
-                self._pending -= 1
+            while True:
+                if not self._queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                count = min(len(self._queue), self._max_batch)
+                self._inflight = [self._queue.popleft() for _ in range(count)]
+                results = await self._apply(self._inflight)
+                batch, self._inflight = self._inflight, []
+                for write, ok in zip(batch, results, strict=True):
+                    self._settle(write, ok)
+        finally:  # cancelled by close(): what is left is abandoned
+            for write in (*self._inflight, *self._queue):
                 self._counts["dropped"] += 1
-                _resolve(lane.writes.popleft().done, False)
-            if self._lanes.get(key) is lane:
-                del self._lanes[key]
+                self._settle(write, False)
+            self._inflight = []
+            self._queue.clear()
 
-    async def _apply(self, write: _Write) -> bool:
+    def _settle(self, write: _Write, ok: bool) -> None:
+        if self._last.get(write.key) is write.done:
+            del self._last[write.key]
+        if not write.done.done():
+            write.done.set_result(ok)
+
+    async def _apply(self, batch: list[_Write]) -> list[bool]:
+        """Apply ``batch`` in one transaction; per write, whether it changed a row."""
         for attempt, delay in enumerate((*self._retry_delays, None), start=1):
             try:
-                # The slot first: waiting for one does not count against the timeout.
-                async with (
-                    self._slots,
-                    asyncio.timeout(self._attempt_timeout),
-                    self._db.session() as tx,
-                ):
-                    ok = await write.apply(tx)
+                async with asyncio.timeout(self._attempt_timeout), self._db.session() as tx:
+                    results = await _write_batch(tx, batch)
             except Exception as exc:
-                failed = delay is None or not _transient(exc)
-                self._counts["failed" if failed else "retried"] += 1
+                transient = _transient(exc)
+                if not transient and len(batch) > 1:
+                    # One bad write must not take the others with it: apply them one by one.
+                    return [(await self._apply([write]))[0] for write in batch]
+                failed = delay is None or not transient
+                self._counts["failed" if failed else "retried"] += len(batch) if failed else 1
                 event = "records.write_failed" if failed else "records.retrying"
-                where = {"what": write.what, "call_sid": write.call_sid, "attempt": attempt}
+                first = batch[0]
+                where = {"what": first.kind, "call_sid": first.call_sid, "writes": len(batch)}
                 level = "error" if failed else "warning"
-                self._log_limited(event, level, **where, error=_describe(exc))
+                self._log_limited(event, level, **where, attempt=attempt, error=_describe(exc))
                 if failed:
-                    return False
+                    return [False] * len(batch)
                 await asyncio.sleep(delay or 0)
             else:
-                self._counts["written"] += ok
-                return ok
+                self._counts["batches"] += 1
+                for write, ok in zip(batch, results, strict=True):
+                    self._counts["written" if ok else "missing"] += 1
+                    if not ok:  # its create was given up, or never issued
+                        what, sid = write.kind, write.call_sid
+                        self._log_limited("records.call_missing", what=what, call_sid=sid)
+                return results
         raise AssertionError("unreachable: the last attempt returns")
 
     def _log_limited(self, event: str, level: str = "warning", **fields: Any) -> None:
@@ -415,12 +436,74 @@ class CallRecords:
         getattr(logger, level)(event, suppressed=self._suppressed.pop(event, 0), **fields)
 
 
-def _insert(model: type[Call] | type[Notification], values: dict[str, Any]) -> Apply:
-    async def apply(session: AsyncSession) -> bool:
-        session.add(model(**values))  # a fresh object per attempt: a rollback taints the last
-        return True
+async def _write_batch(session: AsyncSession, batch: Sequence[_Write]) -> list[bool]:
+    """Write ``batch`` through ``session``: three statements or so, whatever its size.
 
-    return apply
+    A change of a call created earlier in the batch is merged into that call's INSERT; a
+    change of a stored call into one UPDATE by primary key per call; a change of a call that
+    is neither (never created, or created later) is "missing" (False).
+    """
+    created = {write.call_sid for write in batch if write.kind == "create"}
+    wanted = {w.call_sid for w in batch if w.kind in ("update", "finish")} - created
+    stored = await _stored_calls(session, [sid for sid in wanted if sid is not None])
+    inserts: dict[str, dict[str, Any]] = {}
+    updates: dict[str, dict[str, Any]] = {}
+    notes: list[dict[str, Any]] = []
+    results: list[bool] = []
+    for write in batch:
+        sid = write.call_sid or ""
+        if write.kind == "create":
+            inserts[sid] = dict.fromkeys(_CALL_FIELDS) | write.values
+        elif write.kind == "notify":
+            notes.append(write.values)
+        elif sid in inserts:
+            _merge(inserts[sid], write, None)
+        elif sid in stored:
+            row_id, answer_time = stored[sid]
+            _merge(updates.setdefault(sid, {"id": row_id}), write, answer_time)
+        else:
+            results.append(False)
+            continue
+        results.append(True)
+    if inserts:
+        await session.execute(insert(Call), list(inserts.values()))
+    for group in _by_keys(updates.values()):
+        await session.execute(update(Call), group)
+    if notes:
+        await session.execute(insert(Notification), notes)
+    return results
+
+
+async def _stored_calls(
+    session: AsyncSession, sids: Sequence[str]
+) -> dict[str, tuple[int, datetime | None]]:
+    """CallSid -> (row id, answer_time) of the stored calls among ``sids``."""
+    found: dict[str, tuple[int, datetime | None]] = {}
+    for start in range(0, len(sids), _IN_CHUNK):
+        chunk = sids[start : start + _IN_CHUNK]
+        query = select(Call.id, Call.sid, Call.answer_time).where(Call.sid.in_(chunk))
+        for row_id, sid, answer_time in await session.execute(query):
+            found[sid] = (row_id, answer_time)
+    return found
+
+
+def _merge(row: dict[str, Any], write: _Write, stored_answer: datetime | None) -> None:
+    """Fold an update or finish into the values ``row`` will be written with."""
+    if write.kind == "finish":
+        # The answer time of the row, else the one remembered (its update was given up).
+        answer = row.get("answer_time", stored_answer) or write.answer_hint
+        if answer is not None:
+            row["answer_time"] = answer
+        row["duration"] = call_duration(answer, write.values["end_time"])
+    row.update(write.values)
+
+
+def _by_keys(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they set: one executemany UPDATE per group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
 
 
 def _check(name: str, value: Any) -> None:
