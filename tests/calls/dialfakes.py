@@ -12,8 +12,9 @@ Nothing here sleeps or opens a socket.  :class:`DialTest` builds a DialRun on a
 - :class:`FakeWebhooks` (``WebhookClient.fetch_rcml``): scripted whisper documents, a
   :class:`Hold` keeps a fetch pending until the test releases it;
 - :class:`FakeMedia` (``MediaSession``): the ringback (a ``ToneSource``) plays until it is
-  stopped, any other source "plays" at once; ``configure`` on a closed session raises
-  ``MediaClosed`` as the local backend does (``media/local.py``).
+  stopped, any other source "plays" at once; ``configure`` (recorded with its direction)
+  on a closed session raises ``MediaClosed`` as the local backend does
+  (``media/local.py``).
 
 Time: ``loop_time``/``utcnow`` come from a :class:`~dialtone.testing.clock.FakeClock` that
 starts 10**6 s *ahead* of the real event-loop clock, so the ``loop.call_at`` that DialRun
@@ -128,7 +129,7 @@ class FakeMedia(MediaSessionBase):
         codec: str | None = None,
     ) -> None:
         self._check_open()  # as LocalMediaSession.configure does
-        self.events.append(("configure", remote_host, remote_port, codec))
+        self.events.append(("configure", remote_host, remote_port, codec, direction))
 
     async def play(self, source: Source, *, interrupt_on_digit: bool = False) -> bool:
         self._check_open()
@@ -456,9 +457,9 @@ class FakeSpeech:
 # ------------------------------------------------------------------------------- the harness
 
 
-def sdp_answer(host: str, port: int) -> bytes:
+def sdp_answer(host: str, port: int, direction: Direction = Direction.SENDRECV) -> bytes:
     """An SDP answer of a called party (PCMU, PCMA, telephone-event)."""
-    return build_offer(host, port, session_id=7, version=1).to_bytes()
+    return build_offer(host, port, session_id=7, version=1, direction=direction).to_bytes()
 
 
 class DialTest:
@@ -640,18 +641,22 @@ class DialTest:
         sdp: bytes | None = None,
     ) -> Response:
         """A response of the called party to the branch's INVITE (To tag ``b<index>``;
-        a 2xx carries a Contact and, unless ``sdp`` is given, a usable SDP answer)."""
+        a 2xx carries a Contact and, unless ``sdp`` is given, a usable SDP answer; a
+        provisional carries ``sdp`` when given: early media, DIAL-31)."""
         invite = self.invite(index)
         extra = list(headers)
-        if 200 <= status < 300:
+        answer = 200 <= status < 300
+        if answer or (status < 200 and sdp is not None):
             extra.append(("Contact", f"<sip:callee@10.0.1.{index + 1}:5060>"))
             extra.append(("Content-Type", "application/sdp"))
         tag = tag if tag is not None else f"b{index}"
         response = make_response(
             invite, status, to_tag=None if status == 100 else tag, headers=extra
         )
-        if 200 <= status < 300:
+        if answer:
             response.body = sdp if sdp is not None else sdp_answer(f"10.0.1.{index + 1}", 40000)
+        elif status < 200 and sdp is not None:
+            response.body = sdp
         return response
 
     async def respond(self, index: int, status: int, **kwargs: Any) -> Response:

@@ -8,7 +8,7 @@ with ``dial.on_response``; timers are fired by moving the fake clock to the arme
 sleeps or opens a socket.
 
 Scenarios: spec examples D-1..D-5, W-1, W-3, W-4, the races of DIAL-21/DIAL-24, LEG-1/2/5,
-and the CB-7/CB-8/CB-9 invariants, checked after every scenario.
+DIAL-31's early media, and the CB-7/CB-8/CB-9 invariants, checked after every scenario.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 
 from dialtone.calls.dial import NO_PORT
 from dialtone.calls.targets import NO_BINDING, NO_CLIENT, NO_PROXY
+from dialtone.media.session import Direction
+from dialtone.media.sources import ToneSource
 from dialtone.rcml.context import DialResult
 from dialtone.sip.message import Request
 from dialtone.sip.sdp import parse_sdp
@@ -30,7 +32,9 @@ from tests.calls.dialfakes import (
     PARENT,
     T0,
     DialTest,
+    FakeMedia,
     Hold,
+    sdp_answer,
 )
 
 ALL = 'statusCallback="/cb" statusCallbackEvent="initiated ringing answered completed"'
@@ -1140,3 +1144,307 @@ async def test_dial34_caller_gone_during_a_whisper(make: Make) -> None:
     assert result == DialResult("canceled", h.sid(ALICE), 0, 4, False, True)
     assert h.parent.events == ["180"]
     h.check_invariants()
+
+
+# ---------------------------------------------------------------------------- DIAL-31
+
+EARLY_SDP = sdp_answer("10.0.1.1", 40000)
+ONE_NUMBER = f'<Response><Dial action="/dial-done"><Number {ALL}>5550100</Number></Dial></Response>'
+
+
+def early_relay(h: DialTest, index: int = 0) -> bool:
+    """Whether the caller hears the branch's early media: bridged to it, no ringback."""
+    return (
+        h.parent_media.peer is h.media(index)
+        and h.dial._ringback is None
+        and h.parent_media._playback is None
+    )
+
+
+def ringing_locally(h: DialTest) -> bool:
+    """Whether the caller hears dialtone's ringback (DIAL-30), bridged to nobody."""
+    playback = h.parent_media._playback
+    return (
+        h.parent_media.peer is None
+        and h.dial._ringback is not None
+        and playback is not None
+        and isinstance(playback.source, ToneSource)
+    )
+
+
+def configured(media: FakeMedia) -> list[tuple[object, ...]]:
+    return [e[1:] for e in media.events if e[0] == "configure"]
+
+
+def assert_released(h: DialTest) -> None:
+    """Every resource of the Dial is back: branch media closed, nothing bridged, no
+    ringback (besides check_invariants' rows, callbacks and routing)."""
+    h.check_invariants()
+    assert h.parent_media.peer is None and not h.parent_media.closed
+    assert h.dial._ringback is None and h.parent_media._playback is None
+    assert h.dial._early is None and h.dial._tasks == set()
+
+
+@pytest.mark.parametrize(
+    ("dial", "status"),
+    [
+        (ONE_NUMBER, 183),
+        (ONE_NUMBER, 180),
+        (
+            f'<Response><Dial action="/x"><Sip {ALL}>sip:carol@10.0.0.30</Sip></Dial></Response>',
+            183,
+        ),
+        ("<Response><Dial>555-0100</Dial></Response>", 183),  # text: one <Number>
+    ],
+)
+async def test_dial31_a_single_branch_relays_its_early_media(
+    make: Make, dial: str, status: int
+) -> None:
+    h = make()
+    await h.start(dial)
+    assert h.parent.events == ["180"] and ringing_locally(h)  # DIAL-30 until then
+    h.at(1)
+    await h.respond(0, 180)  # without SDP: nothing to relay yet
+    assert ringing_locally(h) and configured(h.media(0)) == []
+    h.at(2)
+    await h.respond(0, status, sdp=EARLY_SDP)
+    assert early_relay(h)  # the caller hears the branch, not the ringback
+    assert configured(h.media(0)) == [("10.0.1.1", 40000, "PCMU", Direction.RECVONLY)]
+    assert h.parent.events == ["180"]  # no second provisional, not answered
+    assert ("bridge", "branch0") in h.parent_media.events
+    h.at(3)
+    await h.respond(0, status, sdp=sdp_answer("10.0.1.9", 40002))  # newer early SDP
+    assert early_relay(h)
+    assert configured(h.media(0))[-1] == ("10.0.1.9", 40002, "PCMU", Direction.RECVONLY)
+    h.at(4)
+    await h.respond(0, 200)
+    assert h.sip.kinds(0) == ["INVITE", "ACK"] and h.parent.events == ["180", "200"]
+    assert configured(h.media(0))[-1] == ("10.0.1.1", 40000, "PCMU", Direction.SENDRECV)
+    assert h.parent_media.peer is h.media(0)  # DIAL-33: the same bridge, now both ways
+    assert [e for e in h.parent_media.events if e[0] == "bridge"] == [("bridge", "branch0")]
+    h.at(10)
+    await h.callee_bye(0)
+    result = await h.result()
+    assert result == DialResult("completed", h.sid(0), 6, 4, True, False)
+    assert_released(h)
+
+
+async def test_dial31_an_answered_parent_hears_the_early_media_on_its_call(make: Make) -> None:
+    h = make(parent_answered=True)
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h) and h.parent.events == []  # DIAL-32: no 180, no 200
+    h.at(3)
+    await h.respond(0, 200)
+    assert h.parent.events == [] and h.parent_media.peer is h.media(0)
+    h.at(5)
+    await h.caller_gone()
+    assert h.sip.kinds(0) == ["INVITE", "ACK", "BYE"]
+    assert (await h.result()) == DialResult("completed", h.sid(0), 2, 3, True, True)
+    assert_released(h)
+
+
+@pytest.mark.parametrize(
+    "dial",
+    [
+        # two branches (DIAL-31: exactly one)
+        "<Response><Dial><Number>5550100</Number><Sip>sip:carol@10.0.0.30</Sip></Dial></Response>",
+        # one rings, one failed at start (DIAL-13): still two branches
+        "<Response><Dial><Number>5550100</Number><Client>offline</Client></Dial></Response>",
+        # a Client is not a <Number> or <Sip>
+        "<Response><Dial><Client>alice</Client></Dial></Response>",
+        # a whisper: the caller keeps hearing the ringback (WSP-3)
+        '<Response><Dial><Number url="/whisper">5550100</Number></Dial></Response>',
+    ],
+)
+async def test_dial31_otherwise_the_ringback_stays_local(make: Make, dial: str) -> None:
+    h = make(clients={**CLIENTS, "offline": []})
+    await h.start(dial)
+    h.webhooks.documents["http://app.test/whisper"] = "<Response/>"
+    live = [b.index for b in h.dial.branches if b.media is not None]
+    for index in live:
+        h.at(1)
+        await h.respond(index, 183, sdp=EARLY_SDP)
+    assert ringing_locally(h)
+    assert all(configured(h.media(i)) == [] for i in live)
+    h.at(2)
+    await h.respond(live[0], 200)
+    assert h.parent.events == ["180", "200"] and h.parent_media.peer is h.media(live[0])
+    for index in live[1:]:  # the other branch was cancelled (DIAL-23)
+        await h.respond(index, 487)
+    h.at(3)
+    await h.callee_bye(live[0])
+    assert (await h.result()).status == "completed"
+    assert_released(h)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [(486, "busy"), (480, "no-answer"), (404, "failed"), (503, "failed")]
+)
+async def test_dial31_early_media_then_the_branch_fails_the_dial_ends(
+    make: Make, code: int, status: str
+) -> None:
+    """DIAL-26/DIAL-40: the only branch has ended, so the Dial ends with its outcome; the
+    caller is not given the ringback again (the action RCML comes next)."""
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h)
+    plays = h.parent_media.kinds().count("play")
+    h.at(5)
+    await h.respond(0, code)
+    result = await h.result()
+    assert result == DialResult(status, h.sid(0), 0, 5, False, False)
+    assert ("unbridge", "branch0") in h.parent_media.events
+    assert h.parent_media.kinds().count("play") == plays  # no ringback after the relay
+    assert h.parent.events == ["180"]  # the caller is still unanswered (DOC-11 follows)
+    assert h.progress(0)[-1] == done(2, status, 0, code)
+    assert_released(h)
+
+
+async def test_dial31_early_media_then_a_transport_failure(make: Make) -> None:
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    h.at(2)
+    h.dial.on_failure(h.branch(0), timeout=False)
+    await h.settle()
+    assert (await h.result()).status == "failed"
+    assert_released(h)
+
+
+async def test_dial31_timeout_during_early_media_brings_the_ringback_back(make: Make) -> None:
+    """DIAL-35: the CANCEL ends the relay; until the 487 ends the Dial the caller hears the
+    local ringback again."""
+    h = make()
+    await h.start(ONE_NUMBER.replace("<Dial ", '<Dial timeout="5" '))
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h)
+    await h.run_until(5)
+    assert h.sip.kinds(0) == ["INVITE", "CANCEL"]
+    assert ringing_locally(h)
+    h.at(5.2)
+    await h.respond(0, 487)
+    assert (await h.result()) == DialResult("no-answer", h.sid(0), 0, 5, False, False)
+    assert h.progress(0)[-1] == done(2, "no-answer", 0, 487)
+    assert_released(h)
+
+
+async def test_dial31_timeout_without_487_ends_2s_after_the_cancel(make: Make) -> None:
+    h = make()
+    await h.start(ONE_NUMBER.replace("<Dial ", '<Dial timeout="5" '))
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    await h.run_until(7)
+    assert (await h.result()).status == "no-answer"
+    assert_released(h)
+
+
+async def test_dial31_caller_hangs_up_during_early_media(make: Make) -> None:
+    """DIAL-34: the relay stops at once (nothing more reaches the gone caller), no ringback."""
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    plays = h.parent_media.kinds().count("play")
+    h.at(2)
+    await h.caller_gone()
+    assert h.sip.kinds(0) == ["INVITE", "CANCEL"]
+    assert h.parent_media.peer is None and h.dial._ringback is None
+    assert h.parent_media.kinds().count("play") == plays
+    await h.respond(0, 487)
+    assert (await h.result()) == DialResult("canceled", h.sid(0), 0, 2, False, True)
+    assert_released(h)
+
+
+async def test_dial31_a_200_crossing_the_callers_cancel_is_not_bridged(make: Make) -> None:
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    h.at(2)
+    await h.caller_gone()
+    await h.respond(0, 200)  # DIAL-24: ACK + BYE
+    assert h.sip.kinds(0) == ["INVITE", "CANCEL", "ACK", "BYE"]
+    assert h.parent_media.peer is None and h.parent.events == ["180"]
+    assert (await h.result()).status == "canceled"
+    assert_released(h)
+
+
+async def test_dial31_api_cancel_of_the_branch_during_early_media(make: Make) -> None:
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    h.at(2)
+    h.dial.cancel_branch(h.branch(0))
+    await h.settle()
+    assert h.sip.kinds(0) == ["INVITE", "CANCEL"] and ringing_locally(h)
+    await h.respond(0, 487)
+    assert (await h.result()).status == "no-answer"  # DIAL-40: no winner, not busy/failed
+    assert h.row(0)["status"] == "canceled"
+    assert_released(h)
+
+
+async def test_dial31_a_challenge_ends_the_first_invites_early_media(make: Make) -> None:
+    """LEG-5: the challenged INVITE's early dialog is over: ringback until the retry sends
+    early media of its own."""
+    h = make()
+    await h.start(SIP_AUTH)
+    h.at(0.5)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h)
+    h.at(1)
+    await h.respond(0, 407, headers=[("Proxy-Authenticate", CHALLENGE)])
+    assert len(h.sip.invites(0)) == 2 and ringing_locally(h)
+    h.at(2)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h)
+    h.at(3)
+    await h.respond(0, 200)
+    assert h.parent_media.peer is h.media(0) and h.parent.events == ["180", "200"]
+    h.at(4)
+    await h.callee_bye(0)
+    assert (await h.result()) == DialResult("completed", h.sid(0), 1, 3, True, False)
+    assert_released(h)
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        b"this is no SDP",
+        sdp_answer("10.0.1.1", 40000, Direction.RECVONLY),  # the called party sends nothing
+        sdp_answer("10.0.1.1", 0),  # the stream is refused
+    ],
+)
+async def test_dial31_unusable_early_sdp_keeps_the_ringback(make: Make, sdp: bytes) -> None:
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=sdp)
+    assert ringing_locally(h) and configured(h.media(0)) == []
+    h.at(2)
+    await h.respond(0, 486)
+    assert (await h.result()).status == "busy"
+    assert_released(h)
+
+
+async def test_dial31_early_sdp_turning_recvonly_brings_the_ringback_back(make: Make) -> None:
+    h = make()
+    await h.start(ONE_NUMBER)
+    h.at(1)
+    await h.respond(0, 183, sdp=EARLY_SDP)
+    assert early_relay(h)
+    h.at(2)
+    await h.respond(0, 183, sdp=sdp_answer("10.0.1.1", 40000, Direction.RECVONLY))
+    assert ringing_locally(h)
+    h.at(3)
+    await h.respond(0, 200)
+    assert h.parent_media.peer is h.media(0)
+    await h.callee_bye(0)
+    assert (await h.result()).bridged
+    assert_released(h)

@@ -497,11 +497,6 @@ def test_whisper_gather_carol_declines_with_2_bob_accepts_with_1(
     wait_for(lambda: idle(rest), timeout=10)
 
 
-@pytest.mark.xfail(
-    reason="server bug: the tail packets of the callee's accepting key (pressed during the "
-    "whisper, consumed by its Gather) are relayed to the caller once bridged (DIAL-33, WSP-3)",
-    strict=False,
-)
 def test_the_whisper_digit_that_accepts_is_not_relayed_to_the_caller(
     sip_server: ServerProcess,
     rest: Api,

@@ -1235,12 +1235,6 @@ def test_media_is_bridged_both_ways_only_after_the_answer(scene: Scene) -> None:
 # ---- 16. DIAL-31: one <Number> with early media: the caller hears it instead of ringback
 
 
-@pytest.mark.xfail(
-    reason="server bug: DIAL-31 not implemented, the caller hears local ringback instead of "
-    "the single <Number> branch's early media (calls/dial.py _ring_caller always plays a "
-    "ToneSource)",
-    strict=True,
-)
 def test_single_number_branch_relays_its_early_media(scene: Scene) -> None:
     number = scene.number(
         dial_rcml(f'<Number statusCallback="/cb" statusCallbackEvent="{EVENTS}">5550100</Number>')

@@ -454,3 +454,235 @@ async def test_encoded_frames_are_cached_within_bounds(
             assert 0 < len(cache) <= 4
         sent = [p.payload for _, p in sink.packets()]
     assert [PCMU.encode(f) for f in frames] == [p for p in sent if p != PCMU.encode(bytes(320))]
+
+
+# ------------------------------------------------ a press in progress at the bridge (WSP-3)
+#
+# These drive the receive path synchronously: packets go straight into the session's
+# datagram handler and the relayed ones are captured at the other leg's socket, so no
+# time passes and nothing sleeps (the pacers never get a turn: nothing here awaits).
+
+CALLER_END, CALLEE_END = (HOST, 5004), (HOST, 5006)
+
+
+class Captured:
+    """Stands in for a session's RtpSocket: records what the session sends."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.sent: list[RtpPacket] = []
+
+    def send(self, data: bytes, dest: tuple[str, int]) -> None:
+        self.sent.append(parse_rtp(data))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+class Far:
+    """A far end's RTP stream into one session: audio frames and RFC 4733 key presses."""
+
+    def __init__(self, session: LocalMediaSession, source: tuple[str, int], pt: int, te: int):
+        self.session, self.source, self.pt, self.te = session, source, pt, te
+        self.rtp = RtpSender(ssrc=0x5EED0000 + source[1], timestamp=48000)
+
+    def audio(self) -> None:
+        self.session._datagram(self.rtp.packet(PCMU.encode(TONE_FRAME), self.pt), self.source)
+
+    def press(self, code: int, updates: int, *, marker: bool = True) -> int:
+        """Start a key press: ``updates`` packets from its start; returns its timestamp."""
+        start = self.rtp.timestamp
+        for k in range(updates):
+            self.event(start, code, (k + 1) * 160, marker=marker and k == 0)
+        return start
+
+    def event(
+        self, start: int, code: int, duration: int, *, end: bool = False, marker: bool = False
+    ) -> None:
+        payload = build_event(code, duration, end=end)
+        data = self.rtp.packet(payload, self.te, marker=marker, timestamp=start)
+        self.session._datagram(data, self.source)
+
+    def finish(self, start: int, code: int, duration: int, ends: int = 3) -> None:
+        """The end packets of the press that began at ``start``."""
+        for _ in range(ends):
+            self.event(start, code, duration, end=True)
+
+
+@pytest.fixture
+async def legs(pool: PortPool) -> AsyncIterator[tuple[LocalMediaSession, LocalMediaSession]]:
+    """The caller's leg A (PCMU, event PT 101) and a branch B (PCMA, event PT 96), each
+    pointed at its far end and with its sent packets captured."""
+    engine = LocalMediaEngine(pool, comfort_silence=False)
+    a, b = engine.open(), engine.open()
+    a.configure(*CALLER_END, 0, 101)
+    b.configure(*CALLEE_END, 8, 96)
+    a._rtp, b._rtp = Captured(a._rtp), Captured(b._rtp)  # type: ignore[assignment]
+    yield a, b
+    await engine.close()
+
+
+def sent(session: LocalMediaSession) -> list[RtpPacket]:
+    rtp = session._rtp
+    assert isinstance(rtp, Captured)
+    return rtp.sent
+
+
+def events(session: LocalMediaSession, pt: int) -> list[tuple[int, int, bool, int, bool]]:
+    """(timestamp, code, end, duration, marker) of the events the session sent."""
+    return [
+        (
+            p.timestamp,
+            p.payload[0],
+            p.payload[1] >= 0x80,
+            (p.payload[2] << 8) | p.payload[3],
+            p.marker,
+        )
+        for p in sent(session)
+        if p.payload_type == pt
+    ]
+
+
+async def test_the_callees_press_in_progress_at_the_bridge_is_not_relayed(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """The whisper's accepting key: counted by B's Gather, none of it reaches the caller."""
+    a, b = legs
+    callee = Far(b, CALLEE_END, 8, 96)
+    start = callee.press(1, 2)  # "1" goes down; the Gather takes it and accepts
+    assert b.digits.peek() == "1" and b.stats.digits_received == 1
+    a.bridge(b)
+    callee.audio()
+    for k in range(3, 6):  # the rest of the press: updates, ends, a retransmitted end
+        callee.event(start, 1, k * 160)
+    callee.finish(start, 1, 800, ends=4)
+    callee.audio()
+    assert events(a, 101) == [], "the tail of the accepting key reached the caller"
+    assert [p.payload_type for p in sent(a)] == [0, 0]  # the audio is relayed
+    assert b.stats.dropped == 3 + 4 and b.stats.digits_received == 1
+    again = callee.press(1, 5)  # the callee presses "1" again: a new press, relayed
+    callee.finish(again, 1, 800)
+    relayed = events(a, 101)
+    assert len(relayed) == 8 and [e[1] for e in relayed] == [1] * 8
+    assert [e[4] for e in relayed] == [True] + [False] * 7  # one press, marked once
+    assert len({e[0] for e in relayed}) == 1
+    assert b.stats.digits_received == 2 and len(b.digits) == 1  # bridged: not queued
+
+
+async def test_after_the_bridge_every_new_press_is_relayed_both_ways(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """hangupOnStar's hook and plain DTMF passthrough see the presses made after the bridge;
+    the caller's own press in progress at the bridge stays on its side too."""
+    a, b = legs
+    caller, callee = Far(a, CALLER_END, 0, 101), Far(b, CALLEE_END, 8, 96)
+    seen: list[str] = []
+    a.on_digit(seen.append)
+    ringing = caller.press(5, 3)  # "5" during the ringback
+    a.bridge(b)
+    caller.event(ringing, 5, 640)
+    caller.finish(ringing, 5, 800)
+    assert events(b, 96) == [] and seen == ["5"]
+    star = caller.press(10, 5)  # "*": observed (DIAL-37) and relayed
+    caller.finish(star, 10, 800)
+    assert seen == ["5", "*"]
+    assert [e[1] for e in events(b, 96)] == [10] * 8
+    digit = callee.press(9, 5)  # the callee's "9" reaches the caller
+    callee.finish(digit, 9, 800)
+    assert [e[1] for e in events(a, 101)] == [9] * 8
+    assert a.stats.dropped == 4 and b.stats.dropped == 0
+
+
+async def test_late_packets_of_earlier_presses_are_not_relayed(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    a, b = legs
+    callee = Far(b, CALLEE_END, 8, 96)
+    first = callee.press(2, 5)
+    callee.finish(first, 2, 800)
+    callee.audio()
+    second = callee.press(3, 1)
+    a.bridge(b)
+    callee.event(first, 2, 800, end=True)  # reordered: a retransmitted end of the first
+    callee.event(second, 3, 320)
+    assert events(a, 101) == []
+    callee.press(4, 1)
+    assert [(e[1], e[4]) for e in events(a, 101)] == [(4, True)]
+    assert b.stats.dropped == 2
+
+
+async def test_a_key_held_across_the_bridge_stays_unrelayed_in_its_next_segment(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """RFC 4733 §2.5.1.3: a key held past 8.2 s goes on as a new segment (a new timestamp,
+    no marker); it is still the press that began before the bridge."""
+    a, b = legs
+    callee = Far(b, CALLEE_END, 8, 96)
+    start = callee.press(7, 1)
+    callee.event(start, 7, 0xFFFF)  # the first segment is full
+    a.bridge(b)
+    segment = (start + 0xFFFF) & 0xFFFFFFFF
+    callee.event(segment, 7, 160)
+    callee.event(segment, 7, 320)
+    callee.finish(segment, 7, 480)
+    assert events(a, 101) == [] and b.stats.digits_received == 1
+    other = (segment + 480 + 480) & 0xFFFFFFFF  # a new press of the same key: marked
+    callee.event(other, 7, 160, marker=True)
+    assert [(e[1], e[4]) for e in events(a, 101)] == [(7, True)]
+
+
+async def test_a_new_press_whose_first_packet_was_lost_is_relayed(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """Without the marker a new timestamp is still a new press unless it continues a held
+    key (the detector's rule): short presses never merge."""
+    a, b = legs
+    callee = Far(b, CALLEE_END, 8, 96)
+    start = callee.press(1, 2)
+    a.bridge(b)
+    callee.finish(start, 1, 800)
+    callee.audio()
+    callee.press(1, 2, marker=False)
+    assert b.stats.digits_received == 2
+    assert [(e[1], e[2], e[3]) for e in events(a, 101)] == [(1, False, 160), (1, False, 320)]
+
+
+async def test_a_new_bridge_judges_presses_again(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """Unbridged, the leg's presses are its own again; a second bridge (another Dial)
+    holds back only the press in progress at that bridge."""
+    a, b = legs
+    callee = Far(b, CALLEE_END, 8, 96)
+    first = callee.press(1, 2)
+    a.bridge(b)
+    a.unbridge()
+    callee.finish(first, 1, 800)
+    second = callee.press(2, 2)
+    assert b.digits.peek() == "1" and len(b.digits) == 2
+    a.bridge(b)
+    callee.finish(second, 2, 800)
+    callee.press(3, 1)
+    assert [e[1] for e in events(a, 101)] == [3]
+
+
+async def test_a_recvonly_leg_bridged_relays_one_way_until_it_is_reconfigured(
+    legs: tuple[LocalMediaSession, LocalMediaSession],
+) -> None:
+    """DIAL-31's early media: the branch B, pointed at its 183's SDP as ``recvonly`` and
+    bridged, reaches the caller A; nothing of A reaches B until B's answer re-points it."""
+    a, b = legs
+    caller, callee = Far(a, CALLER_END, 0, 101), Far(b, CALLEE_END, 8, 96)
+    b.configure(*CALLEE_END, 8, 96, Direction.RECVONLY)
+    a.bridge(b)
+    callee.audio()
+    tone = callee.press(3, 1)  # an announcement's tone, say
+    caller.audio()
+    caller.press(4, 1)
+    assert [p.payload_type for p in sent(a)] == [0, 101] and sent(b) == []
+    assert a.stats.dropped == 2
+    b.configure(*CALLEE_END, 8, 96)  # the 2xx: both ways, the same bridge
+    callee.finish(tone, 3, 160)
+    caller.audio()
+    assert [p.payload_type for p in sent(b)] == [8]
+    assert [p.payload_type for p in sent(a)] == [0, 101, 101, 101, 101]

@@ -7,6 +7,17 @@ whispers, the bridge (DIAL-33), the branches' Call rows, Notifications and call-
 callbacks (CB-3..CB-8).  It returns the Dial's outcome once every branch has ended
 (DIAL-41); the verb makes the action request.
 
+Early media (DIAL-31): a Dial of exactly one branch, a ``<Number>`` or ``<Sip>`` without
+``url``, relays that branch's early media to the caller instead of the local ringback as
+soon as it sends 180 or 183 with SDP: the branch's session is pointed at that SDP as
+``recvonly`` (dialtone sends the called party nothing before its answer: DIAL-33) and
+bridged with the caller's, so its audio and events reach the caller and none of the
+caller's reach it.  The 2xx re-points the session at the answer (both ways) and the
+bridge of DIAL-33 is the one already in place.  The relay ends when the branch ends (the
+Dial then ends too: DIAL-26, DIAL-40), when the caller leaves, or, with the ringback back
+on, when the branch's INVITE is cancelled (DIAL-23, DIAL-35) or challenged and sent again
+(LEG-5: its early dialog is over).
+
 SIP goes through :class:`Signalling` (the call manager), which also routes the responses
 and in-dialog requests of each branch back here (:meth:`DialRun.on_response`,
 :meth:`DialRun.on_failure`, :meth:`DialRun.callee_bye`).  Every input is handled
@@ -47,11 +58,11 @@ from dialtone.calls.services import CallServices
 from dialtone.calls.targets import Target, branch_targets, resolve_host
 from dialtone.config import OutboundProxy
 from dialtone.media.ports import NoMediaPorts
-from dialtone.media.session import MediaSession, configure_from
+from dialtone.media.session import Direction, MediaError, MediaSession, configure_from
 from dialtone.media.sources import ToneSource
 from dialtone.rcml.context import CallGone, DialResult
 from dialtone.rcml.interpreter import run_call
-from dialtone.rcml.nodes import Dial, NumberNoun
+from dialtone.rcml.nodes import Dial, NumberNoun, SipNoun
 from dialtone.rcml.outcome import EndingKind
 from dialtone.registrar.location import Binding
 from dialtone.sip.dialog_set import DialogSet
@@ -66,6 +77,7 @@ log = structlog.get_logger("dialtone.dial")
 
 _TRANSPORT_ERROR = 503  # DIAL-25: a transport error counts as a 503
 _TIMER_B = 408  # DIAL-25: no final response by Timer B
+_EARLY_MEDIA = frozenset({180, 183})  # DIAL-31: the provisionals whose SDP is relayed
 NO_ADDRESS = 82004
 """dialtone: the branch's host name did not resolve (the branch fails as a transport error)."""
 NO_PORT = 82005
@@ -180,6 +192,7 @@ class DialRun:
         self._ringback: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._winner: BranchLeg | None = None
+        self._early: BranchLeg | None = None  # DIAL-31: whose early media the caller hears
         self._caller_gone = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -351,6 +364,8 @@ class DialRun:
             self._apply(fork.trying(branch.index, now))
         elif status < 200:
             self._apply(fork.provisional(branch.index, now))
+            if status in _EARLY_MEDIA and response.body:
+                self._early_media(branch, response)
         elif status < 300:
             if branch.reported_2xx:
                 return  # a second fork's 2xx: ACK + BYE above (DIAL-24)
@@ -367,6 +382,7 @@ class DialRun:
         else:
             retry = branch.authenticated_invite(response)
             if retry is not None and fork.branches[branch.index].state in LIVE:
+                self._end_early_media(ring=True)  # that INVITE's early dialog is over
                 branch.restart(retry)
                 branch.transaction = self.sip.send_invite(branch, retry, self)
                 return
@@ -386,6 +402,7 @@ class DialRun:
     def caller_gone(self) -> None:
         """The caller hung up, or the server is shutting down (DIAL-34, DIAL-44, CB-13)."""
         self._caller_gone = True
+        self._end_early_media(ring=False)
         if self.fork is not None and self.fork.started_at is not None:
             self._apply(self.fork.caller_gone(self.services.loop_time()))
 
@@ -412,6 +429,55 @@ class DialRun:
         branch.answered_now()
         return True
 
+    def _early_media(self, branch: BranchLeg, response: Response) -> None:
+        """DIAL-31: relay the branch's early media to the caller (module docstring)."""
+        noun = branch.target.noun
+        media = branch.media
+        if (
+            len(self.branches) != 1
+            or not isinstance(noun, NumberNoun | SipNoun)
+            or noun.url is not None
+            or media is None
+            or media.closed
+            or self._winner is not None
+            or self._caller_gone
+            or self._fork.ended
+            or self._fork.branches[branch.index].state not in LIVE
+        ):
+            return
+        try:
+            choice = accept_answer(parse_sdp(response.body))
+            if not choice.direction.receives:  # the called party sends nothing (yet)
+                self._end_early_media(ring=True)
+                return
+            media.configure(
+                choice.remote_address,
+                choice.remote_port,
+                choice.payload_type,
+                choice.telephone_event_pt,
+                Direction.RECVONLY,  # nothing reaches the called party before its answer
+                codec=choice.codec.encoding,
+            )
+        except (SdpError, ValueError, MediaError):  # unusable: the ringback goes on
+            return
+        if self._early is branch:
+            return  # relayed already; now from where the newest SDP says
+        self._stop_ringback()
+        self.parent.media.bridge(media)
+        self._early = branch
+
+    def _end_early_media(self, *, ring: bool) -> None:
+        """Stop relaying a branch's early media; with ``ring`` the ringback comes back if
+        the Dial still waits for an answer."""
+        branch, self._early = self._early, None
+        if branch is None:
+            return
+        with contextlib.suppress(Exception):
+            self.parent.media.unbridge()
+        fork = self.fork
+        if ring and not self._caller_gone and fork is not None and not fork.ended:
+            self._play_ringback()
+
     # -- the Fork's commands -----------------------------------------------------------------
 
     @property
@@ -434,6 +500,8 @@ class DialRun:
             self._ended(command)
         elif isinstance(command, Cancel):
             branch = self.branches[command.branch]
+            if branch is self._early:
+                self._end_early_media(ring=True)  # until the Dial ends (DIAL-23)
             if branch.transaction is not None:
                 self.sip.cancel_invite(branch.transaction)
             if branch.uac is not None:
@@ -491,7 +559,9 @@ class DialRun:
     def _ended(self, command: BranchEnded) -> None:
         branch = self.branches[command.branch]
         branch.duration = command.duration_s
-        if branch is self._winner:
+        if branch is self._early:
+            self._end_early_media(ring=False)
+        elif branch is self._winner:
             with contextlib.suppress(Exception):
                 self.parent.media.unbridge()
         branch.end(command.status)
@@ -506,7 +576,9 @@ class DialRun:
         if command.answer_parent:
             self.parent.answer_now()
         self._winner = branch
-        if branch.media is not None:
+        if self._early is branch:
+            self._early = None  # its early-media bridge is the bridge now (DIAL-31)
+        if branch.media is not None and self.parent.media.peer is not branch.media:
             self.parent.media.bridge(branch.media)
 
     def _finish(self, command: DialEnded) -> None:
@@ -562,6 +634,11 @@ class DialRun:
         """DIAL-30/DIAL-32: 180 with SDP to an unanswered caller, ringback either way."""
         if not self.parent.answered:
             self.parent.early_media()
+        self._play_ringback()
+
+    def _play_ringback(self) -> None:
+        """The local ringback on the caller's media (DIAL-30, DIAL-32), until stopped."""
+        self._stop_ringback()
         media = self.parent.media
 
         async def ring() -> None:
@@ -604,6 +681,7 @@ class DialRun:
             self._timer = None
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self._end_early_media(ring=False)
         self._stop_ringback()
         for branch in self.branches:
             branch.stop_whisper()

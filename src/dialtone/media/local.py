@@ -23,6 +23,13 @@ describes.
 Bridging: a leg's incoming audio and events go out of the *other* leg's stream (its
 SSRC, sequence and RTP clock), PCMU↔PCMA transcoded when the codecs differ, events
 re-numbered to its telephone-event PT (dropped when it has none); no local playback.
+A key press that began before the bridge is not relayed: its remaining packets (updates,
+the three end packets, their retransmissions) carry the event's first timestamp, which
+the other party would take for a new press, so every event packet of the leg's stream
+at or before the newest event seen when the bridge was made (within the detector's
+10 s reorder window), and the §2.5.1.3 continuation segments of that event if the key
+is still held, are dropped: a whisper's accepting digit stays the whisper's (WSP-3,
+DIAL-33).  The next press has a new timestamp and is relayed.
 
 Lifetime: :meth:`~LocalMediaSession.close` (or leaving ``async with``) closes the socket
 and releases the port at once, then ends the pacer; the pacer's own end, a crash too,
@@ -33,6 +40,7 @@ group (a crash fails the group): close the session inside the group's body.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
@@ -62,6 +70,47 @@ ENCODE_CACHE: Final = 4096
 """Encoded frames the engine remembers per codec (about 2.5 MB when full)."""
 _MASK: Final = 0xFFFFFFFF
 _HALF: Final = 0x80000000
+_STALE: Final = 10 * 8000
+"""How far behind the bridge's event an event packet still counts as before the bridge
+(the detector's reorder window: 10 s of the 8 kHz telephone-event clock)."""
+_SEGMENT: Final = 0xFFFF + 160
+"""Farthest a held key's next segment starts after the previous one (RFC 4733 §2.5.1.3)."""
+_LONG_SEGMENT: Final = 0xFFFF - 8000
+"""A segment this long may be continued by another (as in the DtmfDetector)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """One telephone-event as a leg received it: the stream, its start, what it is."""
+
+    ssrc: int
+    timestamp: int
+    code: int
+    ended: bool
+    duration: int  # the longest duration reported so far
+
+    def merge(self, report: _Event) -> _Event:
+        """This event after ``report``: a packet of the same event, or a newer one."""
+        if (report.ssrc, report.timestamp) != (self.ssrc, self.timestamp):
+            return report
+        return _Event(
+            self.ssrc,
+            self.timestamp,
+            self.code,
+            self.ended or report.ended,
+            max(self.duration, report.duration),
+        )
+
+    def held(self, report: _Event) -> bool:
+        """Whether ``report`` (no marker) continues this event, a key held past the 16-bit
+        duration (RFC 4733 §2.5.1.3; the same test as the DtmfDetector's)."""
+        ahead = (report.timestamp - self.timestamp) & _MASK
+        return (
+            not self.ended
+            and report.code == self.code
+            and self.duration >= _LONG_SEGMENT
+            and 0 < ahead <= _SEGMENT
+        )
 
 
 class LocalMediaSession(MediaSessionBase):
@@ -87,6 +136,8 @@ class LocalMediaSession(MediaSessionBase):
         self._peer: LocalMediaSession | None = None
         self._relay_ssrc: int | None = None  # the incoming SSRC the relay offset is for
         self._relay_offset, self._relay_at, self._resume = 0, 0.0, False
+        self._last_event: _Event | None = None  # the newest telephone-event received
+        self._event_floor: _Event | None = None  # while bridged: the press not to relay
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
         """The exception that killed the pacer, if one did."""
@@ -154,7 +205,8 @@ class LocalMediaSession(MediaSessionBase):
         return True
 
     def bridge(self, other: MediaSession) -> None:
-        """Relay both ways with ``other``, a session of a local engine."""
+        """Relay both ways with ``other``, a session of a local engine; a key press in
+        progress on either leg stays that leg's (module doc)."""
         if not isinstance(other, LocalMediaSession):
             raise TypeError(f"a LocalMediaSession cannot bridge with {type(other).__name__}")
         if other is self:
@@ -168,6 +220,7 @@ class LocalMediaSession(MediaSessionBase):
         now = self._loop.time()
         for leg, peer in ((self, other), (other, self)):
             leg._peer, leg._relay_ssrc, leg._relay_at, leg._resume = peer, None, now, False
+            leg._event_floor = leg._last_event  # a press in progress stays this side's
             leg.stop_playback()
 
     def unbridge(self) -> None:
@@ -175,7 +228,7 @@ class LocalMediaSession(MediaSessionBase):
         peer = self._peer
         if peer is not None:
             for leg in (self, peer):
-                leg._peer, leg._resume = None, True
+                leg._peer, leg._resume, leg._event_floor = None, True, None
 
     async def close(self) -> None:
         """Release socket and port at once, then end the pacer; idempotent."""
@@ -314,6 +367,42 @@ class LocalMediaSession(MediaSessionBase):
         self._rtp.send(data, dest)
         return True
 
+    def _note_event(self, packet: RtpPacket) -> _Event | None:
+        """Remember the newest telephone-event of the stream; ``packet``'s report."""
+        payload = packet.payload
+        if len(payload) < 4:
+            return None  # malformed: relayed as before (the far end ignores it too)
+        report = _Event(
+            packet.ssrc,
+            packet.timestamp,
+            payload[0],
+            payload[1] >= 0x80,
+            (payload[2] << 8) | payload[3],
+        )
+        last = self._last_event
+        if last is None or last.ssrc != report.ssrc:
+            self._last_event = report
+        elif (report.timestamp - last.timestamp) & _MASK < _HALF:  # not older
+            self._last_event = last.merge(report)
+        return report
+
+    def _before_bridge(self, report: _Event | None, marker: bool) -> bool:
+        """Whether the event of ``report`` began before the bridge (not relayed, module doc)."""
+        floor = self._event_floor
+        if report is None or floor is None or floor.ssrc != report.ssrc:
+            return False
+        behind = (floor.timestamp - report.timestamp) & _MASK
+        if behind == 0:  # the press in progress at the bridge
+            self._event_floor = floor.merge(report)
+            return True
+        if behind < _STALE:  # a late packet of an older press
+            return True
+        if not marker and floor.held(report):  # that press, the key still held
+            self._event_floor = report
+            return True
+        self._event_floor = None  # a new press: relayed, and so is everything after it
+        return False
+
     def _datagram(self, data: bytes, addr: Any) -> None:
         stats = self._stats
         if is_rtcp(data):
@@ -341,12 +430,17 @@ class LocalMediaSession(MediaSessionBase):
                 stats.dropped += not peer._relay(packet, payload, peer._pt, True)
         elif pt == self._te_pt:
             stats.events_received += 1
+            report = self._note_event(packet)
             for digit in self._detector.feed(packet.timestamp, packet.marker, packet.payload):
                 stats.digits_received += 1
                 self._dispatch_digit(digit, bridged=self._peer is not None)
             if (peer := self._peer) is not None:  # read again: an observer may unbridge
                 te_pt = peer._te_pt
-                relayed = te_pt is not None and peer._relay(packet, packet.payload, te_pt, False)
+                relayed = (
+                    not self._before_bridge(report, packet.marker)
+                    and te_pt is not None
+                    and peer._relay(packet, packet.payload, te_pt, False)
+                )
                 stats.dropped += not relayed
         else:
             stats.dropped += 1
