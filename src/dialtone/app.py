@@ -73,6 +73,7 @@ class Server:
             clock=self.clock,
             directory=self.sip.directory,
             stats=self.stats,
+            changed=self.sip.routing.invalidate,
             call_control=self.sip.calls,
         )
         config = uvicorn.Config(

@@ -84,6 +84,8 @@ class SipStack:
         self._tasks: list[asyncio.Task[None]] = []
         self.calls: CallManager | None = None
         self.records = CallRecords(db, clock, public_url=settings.effective_public_url)
+        self.routing = StorageDirectory(db)
+        """Numbers and Clients calls route by; the API invalidates it after each write."""
         self.webhooks = WebhookClient()
         self.callbacks = CallbackDispatcher(self.webhooks, on_failure=self._callback_failed)
         self.media = LocalMediaEngine(PortPool.parse(settings.rtp_ports), host=settings.sip_host)
@@ -163,7 +165,7 @@ class SipStack:
         return CallManager(
             services,
             auth=self.auth,
-            directory=StorageDirectory(self.db),
+            directory=self.routing,
             media=self.media,
             domain=self.domain,
             local_hosts={self.settings.sip_host, "localhost"},

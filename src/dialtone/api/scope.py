@@ -70,6 +70,9 @@ class ApiServices:
     clock: Clock
     directory: ClientDirectory = field(default_factory=NoDirectory)
     stats: Callable[[], Mapping[str, int]] = field(default=lambda: {})
+    changed: Callable[[], None] = field(default=lambda: None)
+    """Called after every committed write request (POST/PUT/DELETE): the call layer's
+    cached routing answers are dropped, so the next call sees the change."""
     call_control: CallControl | None = None
     """Places and steers calls (API-20, API-24, API-25); None: those requests answer 503."""
     has_outbound_proxy: bool | None = None
@@ -150,6 +153,8 @@ async def authenticated(request: Request, account_sid: str | None) -> AsyncItera
                 20403, 403, f"AccountSid {account_sid[:40]} is not the authenticated account"
             )
         yield Scope(services, session, account, flavour_of(request), request)
+    if request.method not in ("GET", "HEAD"):  # committed: routing may have changed
+        services.changed()
 
 
 Handler = Callable[..., Awaitable[Response]]
