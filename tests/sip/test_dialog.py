@@ -420,6 +420,43 @@ def test_reinvite_without_sdp_gets_our_offer_sendrecv() -> None:
     assert _version(handled.response.body) == "3"
 
 
+def _ack_with(dialog: Dialog, seq: int, body: bytes, ctype: str = "application/sdp") -> Request:
+    ack = _ack_for(dialog, seq)
+    ack.body = body
+    ack.headers.add("Content-Type", ctype)
+    return ack
+
+
+def test_the_answer_to_our_offer_in_a_2xx_comes_in_the_ack() -> None:
+    """RFC 3261 §14.2, RFC 3264 §4: an offerless re-INVITE gets our offer in the 2xx; the
+    ACK carries the answer, and the media moves to where it says."""
+    dialog = _confirmed_uas()
+    offerless = _in_dialog(dialog, "INVITE")
+    assert offerless.media is None and offerless.response.body
+    seq = dialog.remote_seq
+    assert seq is not None
+    moved = build_offer(ALICE, 40100, session_id=7, version=2).to_bytes()
+    ack = _ack_with(dialog, seq, moved)
+    assert dialog.ack_received(ack) and not dialog.awaiting_ack
+    choice = dialog.answer_in_ack(ack)
+    assert choice is not None and (choice.remote_address, choice.remote_port) == (ALICE, 40100)
+    assert dialog.answer_in_ack(ack) is not None  # a retransmitted ACK: the same answer
+    assert dialog.answer_in_ack(_ack_for(dialog, seq)) is None  # no body: nothing moves
+    assert dialog.answer_in_ack(_ack_with(dialog, seq, b"v=1\r\n")) is None  # unusable
+    assert dialog.answer_in_ack(_ack_with(dialog, seq, moved, "text/plain")) is None
+
+
+def test_an_ack_body_after_a_re_invite_with_an_offer_is_not_an_answer() -> None:
+    dialog = _confirmed_uas()
+    handled = _in_dialog(dialog, "INVITE", _offer(Direction.SENDRECV, 2))
+    assert handled.media is not None
+    seq = dialog.remote_seq
+    assert seq is not None
+    ack = _ack_with(dialog, seq, build_offer(ALICE, 40100, session_id=7, version=3).to_bytes())
+    assert dialog.ack_received(ack) and dialog.answer_in_ack(ack) is None
+    assert dialog.answer_in_ack(_ack_with(dialog, 1, _offer())) is None  # the first INVITE
+
+
 def test_reinvite_failures_leave_the_session() -> None:
     dialog = _confirmed_uas()
     before = dialog.local_sdp

@@ -422,8 +422,15 @@ class CallManager:
             self.services.respond(event.invite_transaction, response)
 
     def ack(self, request: Request) -> None:
-        """An ACK for a 2xx (no transaction)."""
-        self.dialogs.ack_received(request)
+        """An ACK for a 2xx (no transaction); it may carry the answer to our offer."""
+        dialog = self.dialogs.ack_received(request)
+        choice = dialog.answer_in_ack(request) if dialog is not None else None
+        if choice is not None:  # an offerless re-INVITE: the session moves now
+            leg = self._branch_calls.get(request.call_id)
+            call = self._by_dialog.get(dialog.id) if dialog is not None else None
+            media = leg[0].media if leg is not None else call.media if call else None
+            if media is not None:
+                configure_from(media, choice)
         self.arm_timer()
 
     def in_dialog(self, request: Request, transaction: str) -> Response | None:

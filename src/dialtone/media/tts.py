@@ -380,9 +380,12 @@ async def _exchange(proc: asyncio.subprocess.Process, stdin: bytes) -> bytes:
     """Write ``stdin``, then read stdout to its end (at most MAX_OUTPUT_BYTES)."""
     if proc.stdin is None or proc.stdout is None:  # pragma: no cover - PIPEs were asked
         raise SpeechError("subprocess pipes missing")
-    proc.stdin.write(stdin)
-    with suppress(BrokenPipeError, ConnectionResetError):
-        await proc.stdin.drain()  # the text is small: it fits the pipe buffer
+    if stdin:
+        # A child that already exited (or closed its input) is judged by its exit code;
+        # uvloop raises RuntimeError where asyncio ignores a write to a closed pipe.
+        with suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+            proc.stdin.write(stdin)
+            await proc.stdin.drain()  # the text is small: it fits the pipe buffer
     proc.stdin.close()
     out = bytearray()
     while chunk := await proc.stdout.read(_CHUNK):

@@ -30,7 +30,14 @@ from dialtone.sip.errors import SipParseError
 from dialtone.sip.events import Peer
 from dialtone.sip.headers import NameAddr, parse_name_addr_list
 from dialtone.sip.message import Headers, Message, Request, Response, make_response
-from dialtone.sip.sdp import Direction, MediaChoice, SdpError, negotiate_answer, parse_sdp
+from dialtone.sip.sdp import (
+    Direction,
+    MediaChoice,
+    SdpError,
+    accept_answer,
+    negotiate_answer,
+    parse_sdp,
+)
 from dialtone.sip.timers import T1, T2, TIMER_64T1
 from dialtone.sip.uri import SipUri
 
@@ -180,6 +187,7 @@ class Dialog:
         "_ack",
         "_acked_seq",
         "_invite_pending",
+        "_offer_seq",
         "_pending",
         "_registry",
         "call_id",
@@ -222,6 +230,7 @@ class Dialog:
         self._acked_seq: int | None = None
         self._ack: Request | None = None  # the ACK of our last 2xx-answered INVITE
         self._invite_pending = False  # our own re-INVITE awaits its final response
+        self._offer_seq: int | None = None  # the offerless re-INVITE our 2xx offered in
         self._registry: DialogSet | None = None
 
     # -- identity ------------------------------------------------------------------------
@@ -437,7 +446,7 @@ class Dialog:
             return Handled(make_response(request, 500, headers=[retry]))
         if invite and self._invite_pending:
             return Handled(make_response(request, 491))  # §14.2: glare
-        body, choice = b"", None
+        body, choice, offered = b"", None, False
         try:
             if request.body:
                 if request.content_type != _SDP:  # §8.2.3
@@ -445,6 +454,7 @@ class Dialog:
                 body, choice = _answer(self.local_sdp, request.body)
             elif invite and self.local_sdp:
                 body = _reoffer(self.local_sdp)  # an offerless re-INVITE: we offer (§14.2)
+                offered = True
         except SdpError as err:
             status = 488 if err.no_common_codec else 400
             return Handled(make_response(request, status, "Bad SDP" if status == 400 else None))
@@ -458,6 +468,7 @@ class Dialog:
         if invite:
             # A new INVITE means the peer is done with the previous one (§14.1): its ACK,
             # if still awaited, was lost; this 2xx takes over the retransmissions.
+            self._offer_seq = request.cseq.seq if offered else None
             self._start_2xx(request, response, transaction, now)
         return Handled(response, media=choice)
 
@@ -486,6 +497,22 @@ class Dialog:
             self._set_pending(None)
             return True
         return seq == self._acked_seq  # the ACK of a 2xx retransmission
+
+    def answer_in_ack(self, ack: Request) -> MediaChoice | None:
+        """The media the peer's answer in ``ack`` agrees, when our 2xx to its offerless
+        re-INVITE carried the offer (RFC 3261 §14.2, RFC 3264 §4); else None.
+
+        A retransmitted ACK gives the same answer again (configuring it twice is
+        harmless); an answer that cannot be used is None and the session stays as it was.
+        """
+        if self._offer_seq is None or ack.cseq.seq != self._offer_seq or not ack.body:
+            return None
+        if not self.match(ack) or ack.content_type != _SDP:
+            return None
+        try:
+            return accept_answer(parse_sdp(ack.body))
+        except SdpError:
+            return None
 
     @property
     def awaiting_ack(self) -> bool:
