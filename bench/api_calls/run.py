@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -25,15 +24,15 @@ if __package__ in (None, ""):  # run as a file: make `bench` importable
 
 import httpx
 
-from bench.api_calls.device import register
 from bench.api_calls.steps import Criteria, StepResult, Target, run_step
 from bench.api_calls.summary import RunInfo, best, markdown, write_json
+from bench.common import dialtone, sipp
+from bench.common.cli import ROOT, exit_on_sigterm, parse_rates
 from bench.common.ports import free_port
 from bench.common.procs import ManagedProcess, pin_self
-from bench.common.report import machine, replace_section
-from bench.register import dialtone, sipp
+from bench.common.report import machine
+from bench.common.runner import publish
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RATES = "10,25,50,75,100,125,150,200,250,300,400,500"
 DEFAULT_CMD = dialtone.DEFAULT_CMD + " --log-format json"
 TWIML = '<Response><Pause length="30"/></Response>'
@@ -41,18 +40,11 @@ LOGIN, PASSWORD = "bench", "bench-secret"
 BUSY_PCT = 20.0  # other load (% of one core) above which a failing step is re-run
 
 
-def _rates(text: str) -> tuple[int, ...]:
-    rates = tuple(int(part) for part in text.split(",") if part.strip())
-    if not rates or any(rate <= 0 for rate in rates):
-        raise argparse.ArgumentTypeError("rates must be positive integers, comma-separated")
-    return tuple(sorted(rates))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see bench/api_calls/README.md)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dialtone-cmd", default=DEFAULT_CMD)
-    parser.add_argument("--rates", type=_rates, default=_rates(DEFAULT_RATES))
+    parser.add_argument("--rates", type=parse_rates, default=parse_rates(DEFAULT_RATES))
     parser.add_argument("--step-seconds", type=float, default=20.0)
     parser.add_argument("--hold-ms", type=int, default=1000, help="callee hangs up after this")
     parser.add_argument("--in-flight", type=int, default=64, help="max concurrent requests")
@@ -77,10 +69,6 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # so `finally` stops every child by PID
-
-
 def _describe(step: StepResult) -> str:
     verdict = "clean" if step.passed else "FAIL: " + "; ".join(step.reasons)
     return (
@@ -96,7 +84,7 @@ def _provision(cfg: dialtone.DialtoneConfig, device_port: int) -> None:
         response = client.post(f"{api}/Clients.json", data={"Login": LOGIN, "Password": PASSWORD})
         if response.status_code != 201:
             raise RuntimeError(f"POST Clients.json -> {response.status_code}: {response.text}")
-    register(LOGIN, PASSWORD, device_port, cfg.sip_port)
+    dialtone.register(cfg.sip_port, LOGIN, PASSWORD, device_port)
 
 
 def run_steps(
@@ -180,7 +168,7 @@ def run_steps(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 0 when at least one rate step was clean."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    exit_on_sigterm()
     if shutil.which("sipp") is None:
         sys.exit("missing sipp: apt-get install -y --no-install-recommends sip-tester util-linux")
     started = time.monotonic()
@@ -210,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_json(args.json, info, steps, notes)
     _log(f"wrote {args.json}")
-    section = markdown(info, steps, notes)
-    if args.no_doc:
-        print(section)
-    else:
-        replace_section(args.doc, "api_calls", section)
-        _log(f"updated the API calls section of {args.doc}")
+    publish(args, "api_calls", markdown(info, steps, notes))
     return 0 if best(steps) is not None else 1
 
 

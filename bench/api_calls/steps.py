@@ -21,9 +21,9 @@ import httpx
 
 from bench.api_calls.device import UasStep, port_bound
 from bench.api_calls.load import offer
+from bench.common import sipp as sipp_stats
+from bench.common.dialtone import Account
 from bench.common.procstat import Memory, cpu_seconds, system_cpu, tree_cpu, tree_memory
-from bench.register import sipp as sipp_stats
-from bench.register.dialtone import Account
 
 DRAIN_S = 30.0  # after SIPp is done, the server must be idle within this bound
 LIVE = ("queued", "ringing", "in-progress")

@@ -27,19 +27,17 @@ Figures, per call:
 from __future__ import annotations
 
 import bisect
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common.sipp import log_lines, log_time
+from bench.common.stats import percentiles
+
 _UAC = re.compile(r"^uac (invite|ringing|answered) (\d+) ([\d.]+) ([\d.]+)(?: (\d+))?")
 _UAS = re.compile(r"^uas (invite|answer|cancel) ([\d.]+) ([\d.]+) (\S+)(.*)$")
 _FROM_USER = re.compile(r"sip:\+1999(\d+)@")
-
-
-def _time(seconds: str, micros: str) -> float:
-    return float(seconds) + float(micros) / 1e6
 
 
 @dataclass
@@ -55,21 +53,14 @@ class CallTimes:
     cancels: list[float] = field(default_factory=list)
 
 
-def _read(path: Path) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
 def collect(caller_log: Path, callee_logs: list[Path]) -> tuple[dict[int, CallTimes], str]:
     """Per caller call number, its timestamps; plus the pairing method used."""
     calls: dict[int, CallTimes] = defaultdict(CallTimes)
-    for line in _read(caller_log):
+    for line in log_lines(caller_log):
         match = _UAC.match(line)
         if not match:
             continue
-        event, number, when = match[1], int(match[2]), _time(match[3], match[4])
+        event, number, when = match[1], int(match[2]), log_time(match[3], match[4])
         call = calls[number]
         if event == "invite":
             call.invite = when
@@ -87,10 +78,10 @@ def collect(caller_log: Path, callee_logs: list[Path]) -> tuple[dict[int, CallTi
     keyed = timed = 0
     events: list[tuple[int, str, float, str]] = []
     for index, path in enumerate(callee_logs):
-        for line in _read(path):
+        for line in log_lines(path):
             match = _UAS.match(line)
             if match:
-                events.append((index, match[1], _time(match[2], match[3]), match[4] + match[5]))
+                events.append((index, match[1], log_time(match[2], match[3]), match[4] + match[5]))
     for index, event, when, rest in events:
         if event != "invite":
             continue
@@ -123,25 +114,6 @@ def collect(caller_log: Path, callee_logs: list[Path]) -> tuple[dict[int, CallTi
     else:
         method = f"by From user ({keyed}) and by time ({timed})"
     return dict(calls), method
-
-
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50/p90/p99/max (nearest rank) and count, in milliseconds; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-
-    def rank(fraction: float) -> float:
-        position = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
-        return ordered[position] * 1e3
-
-    return {
-        "count": float(len(ordered)),
-        "p50": rank(0.50),
-        "p90": rank(0.90),
-        "p99": rank(0.99),
-        "max": ordered[-1] * 1e3,
-    }
 
 
 @dataclass

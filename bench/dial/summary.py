@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.common.report import Machine, table
+from bench.common import summary as parts
 from bench.dial.latency import Latency
-from bench.dial.phases import Plan, TargetResult
-from bench.dial.steps import StepResult
+from bench.dial.phases import DialResult, Plan
 
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Context of one benchmark run."""
-
-    date: str
-    command: str
-    machine: Machine
-    sipp_version: str
-    kamailio_version: str
-    server_cpus: str | None
-    side_cpus: str | None
-    plan: Plan
-    wall_seconds: float
+DialRun = parts.RunInfo[Plan]
 
 
 def section_name(fork: int) -> str:
@@ -34,111 +16,7 @@ def section_name(fork: int) -> str:
     return "dial" if fork == 1 else "dial-fork"
 
 
-def _mib(kib: int | None) -> str:
-    return "n/a" if kib is None else f"{kib / 1024:.1f}"
-
-
-_STEP_HEADERS = [
-    "offered /s",
-    "achieved /s",
-    "ok/calls",
-    "failed",
-    "callee failed",
-    "retrans",
-    "server CPU",
-    "CPU ms/call",
-    "busy after",
-    "SIPp CPU",
-    "app CPU",
-    "other CPU",
-    "INVITE→200 p50 / p99",
-    "RSS / Pss peak MiB",
-    "left open",
-    "verdict",
-]
-
-
-def _step_rows(steps: Sequence[StepResult]) -> list[list[object]]:
-    rows: list[list[object]] = []
-    for step in steps:
-        left = ", ".join(f"{k} {v}" for k, v in step.leftovers.items()) or "—"
-        rows.append(
-            [
-                step.rate,
-                f"{step.achieved_rate:.0f}",
-                f"{step.successful}/{step.calls}",
-                step.failed,
-                step.callee_failed,
-                f"{step.retransmissions}+{step.callee_retransmissions}",
-                f"{step.server_cpu_pct:.0f}%",
-                f"{step.cpu_ms_per_call:.2f}",
-                f"{step.settle_s:.0f} s",
-                f"{step.sipp_cpu_pct:.0f}%",
-                f"{step.helper_cpu_pct:.0f}%",
-                f"{step.other_cpu_pct:.0f}%",
-                f"{step.answer_p50} / {step.answer_p99}",
-                f"{_mib(step.peak_rss_kib)} / {_mib(step.peak_pss_kib)}",
-                left,
-                "clean" if step.passed else "**fail**: " + "; ".join(step.reasons),
-            ]
-        )
-    return rows
-
-
-def _dist(values: dict[str, float] | None, key: str) -> float | None:
-    return None if values is None else values.get(key)
-
-
-def _latency_metric(result: TargetResult | None, attr: str, key: str) -> float | None:
-    if result is None or result.latency is None:
-        return None
-    values: dict[str, float] | None = getattr(result.latency, attr)
-    return _dist(values, key)
-
-
-def _figure(result: TargetResult | None, metric: str) -> float | None:
-    if result is None:
-        return None
-    best = result.max_clean
-    if metric == "rate":
-        return float(best.rate) if best else None
-    if metric == "cpu":
-        return best.cpu_ms_per_call if best else None
-    if metric == "cpu_pct":
-        return best.server_cpu_pct if best else None
-    if metric == "rss":
-        return best.peak_rss_kib / 1024 if best else None
-    if metric == "pss":
-        return best.peak_pss_kib / 1024 if best else None
-    if metric == "idle" and result.idle_memory:
-        return result.idle_memory.pss_sum_kib / 1024
-    return None
-
-
-def _show(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _ratio(dialtone: float | None, kamailio: float | None) -> str:
-    if dialtone is None or kamailio is None or kamailio == 0:
-        return "n/a"
-    return f"{dialtone / kamailio:.2f}"
-
-
-def _summary(results: dict[str, TargetResult], fork: int) -> str:
-    kam, dial = results.get("kamailio"), results.get("dialtone")
-    rows: list[list[object]] = []
-    plain = [
-        ("max clean calls/s", "rate", 0),
-        ("server CPU ms per call (at its max clean step)", "cpu", 2),
-        ("server CPU % of one core (at its max clean step)", "cpu_pct", 0),
-        ("RSS MiB, peak of the max clean step (sum over processes)", "rss", 1),
-        ("Pss MiB, peak of the max clean step (sum over processes)", "pss", 1),
-        ("Pss MiB idle (sum over processes)", "idle", 1),
-    ]
-    for label, key, digits in plain:
-        k, d = _figure(kam, key), _figure(dial, key)
-        rows.append([label, _show(k, digits), _show(d, digits), _ratio(d, k)])
+def _summary(results: dict[str, DialResult], fork: int) -> str:
     latencies = [
         ("post-dial delay (caller INVITE → first branch INVITE)", "pdd"),
         ("caller INVITE → first 180 at the caller", "ringing"),
@@ -150,16 +28,10 @@ def _summary(results: dict[str, TargetResult], fork: int) -> str:
             ("winner's 200 → CANCEL at a loser (each loser)", "cancel_each"),
             ("winner's 200 → CANCEL at the last loser (per call)", "cancel_last"),
         ]
-    for label, attr in latencies:
-        for key in ("p50", "p99"):
-            k = _latency_metric(kam, attr, key)
-            d = _latency_metric(dial, attr, key)
-            rows.append([f"{label}, {key} ms", _show(k, 2), _show(d, 2), _ratio(d, k)])
-    return table(["metric", "Kamailio", "dialtone", "ratio dialtone/Kamailio"], rows)
+    return parts.summary_table(results, latencies)
 
 
 def _latency_table(latency: Latency, fork: int) -> str:
-    rows: list[list[object]] = []
     entries = [
         ("post-dial delay: caller INVITE → first branch INVITE", latency.pdd),
         ("caller INVITE → first 180/183 at the caller", latency.ringing),
@@ -171,62 +43,27 @@ def _latency_table(latency: Latency, fork: int) -> str:
             ("winner's 200 → CANCEL received, each loser", latency.cancel_each),
             ("winner's 200 → CANCEL received, last loser of the call", latency.cancel_last),
         ]
-    for label, values in entries:
-        if values is None:
-            rows.append([label, 0, "n/a", "n/a", "n/a", "n/a"])
-        else:
-            rows.append(
-                [label, int(values["count"])]
-                + [f"{values[k]:.2f}" for k in ("p50", "p90", "p99", "max")]
-            )
-    return table(["interval (ms)", "samples", "p50", "p90", "p99", "max"], rows)
+    return parts.distribution_table(entries)
 
 
-def _target_section(result: TargetResult, fork: int) -> str:
+def _target_section(result: DialResult, fork: int) -> str:
     title = {"kamailio": "Kamailio (C reference, proxy)", "dialtone": "dialtone (b2bua)"}
-    parts = [f"### {title[result.name]}", ""]
-    if result.error:
-        parts += [f"Not measured: {result.error}", ""]
-    parts += [f"- {key}: `{value}`" for key, value in result.details.items()]
-    if result.idle_memory:
-        mem = result.idle_memory
-        parts.append(
-            f"- idle: {mem.processes} process(es), VmRSS sum {_mib(mem.rss_sum_kib)} MiB, "
-            f"Pss sum {_mib(mem.pss_sum_kib)} MiB"
-        )
-    best = result.max_clean
-    parts.append(
-        f"- **max clean rate: {best.rate} calls/s**, {best.cpu_ms_per_call:.2f} ms server CPU "
-        f"per call, peak RSS {_mib(best.peak_rss_kib)} MiB (Pss {_mib(best.peak_pss_kib)} MiB)"
-        if best
-        else "- **no clean step**"
-    )
-    if result.steps:
-        parts += ["", table(_STEP_HEADERS, _step_rows(result.steps)), ""]
+    middle: list[str] = []
     if result.latency and result.latency_step:
-        lat, step = result.latency, result.latency_step
-        parts += [
-            f"Latency step (fresh server, {lat.rate} calls/s for {step.calls} calls, "
-            f"{'clean' if step.passed else 'not clean: ' + '; '.join(step.reasons)}; "
+        lat = result.latency
+        detail = (
             f"{lat.branches_per_call:.2f} branch INVITEs and {lat.cancels_per_call:.2f} CANCELs "
-            f"per call; paired {lat.pairing}):",
-            "",
-            _latency_table(lat, fork),
-            "",
-        ]
-    summary = result.log_summary
-    if summary.get("lines_by_level"):
-        levels = ", ".join(f"{k} {v}" for k, v in sorted(summary["lines_by_level"].items()))
-        parts.append(f"- server log lines (rate steps): {levels}")
-        for event, count in summary.get("warning_and_error_events", {}).items():
-            parts.append(f"  - `{event}` × {count}")
-    parts += [f"- note: {note}" for note in result.notes]
-    return "\n".join(parts)
+            f"per call; paired {lat.pairing}"
+        )
+        middle = [parts.latency_heading(lat.rate, result.latency_step, detail), ""]
+        middle += [_latency_table(lat, fork), ""]
+    return parts.target_section(result, title[result.name], middle)
 
 
-def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
+def markdown(info: DialRun, results: dict[str, DialResult]) -> str:
     """The body of the Dial section."""
     plan = info.plan
+    steps, criteria = plan.schedule, plan.step.criteria
     fork = plan.fork
     heading = "## Dial" if fork == 1 else f"## Dial, {fork}-way fork"
     if fork == 1:
@@ -260,11 +97,11 @@ def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
         "stateful proxy with `record_route()`, `t_relay()` to the callees' static addresses "
         "(parallel fork with `append_branch`), no media, no HTTP: the ratio compares a full "
         "b2bua with media against a pure SIP relay",
-        f"- {plan.step_seconds:g} s per step (`-r RATE -m RATE*{plan.step_seconds:g}`), rates "
-        f"{', '.join(map(str, plan.rates))}; a step is clean when the caller's SIPp exits 0, no "
+        f"- {steps.step_seconds:g} s per step (`-r RATE -m RATE*{steps.step_seconds:g}`), rates "
+        f"{', '.join(map(str, steps.rates))}; a step is clean when the caller's SIPp exits 0, no "
         f"call fails at the caller or a callee, retransmissions ≤ "
-        f"{plan.criteria.max_retrans_pct:g}% of the calls and the achieved rate ≥ "
-        f"{plan.criteria.min_achieved_pct:g}% of the offered one; the run stops at the first "
+        f"{criteria.max_retrans_pct:g}% of the calls and the achieved rate ≥ "
+        f"{criteria.min_achieved_pct:g}% of the offered one; the run stops at the first "
         "failing step",
         "- server CPU: run time of every thread of the server's process tree over the step "
         "(/proc/PID/task/TID/schedstat): per successful call over the whole step including "
@@ -283,48 +120,31 @@ def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
         "(see `bench/dial/latency.py`); figures include SIPp's own scheduling, so Kamailio's "
         "are the floor of the method",
         "",
-        "### Summary",
-        "",
-        _summary(results, fork),
-        "",
     ]
     target = 300 if fork == 1 else 50
     dial = results.get("dialtone")
     best = dial.max_clean if dial else None
-    if dial is not None:
-        met = best is not None and best.rate >= target
-        lines += [
-            f"Target: ≥ {target} calls/s — {'met' if met else 'not met'} "
-            f"({best.rate if best else 0} calls/s).",
-            "",
-        ]
-    else:
-        lines += ["dialtone was not measured in this run (`--target both` gives the ratio).", ""]
-    for name in ("kamailio", "dialtone"):
-        if name in results:
-            lines += [_target_section(results[name], fork), ""]
+    met = best is not None and best.rate >= target
+    verdict_lines = [
+        f"Target: ≥ {target} calls/s — {'met' if met else 'not met'} "
+        f"({best.rate if best else 0} calls/s).",
+        "",
+    ]
+    lines += parts.closing(
+        _summary(results, fork), results, lambda n: _target_section(results[n], fork), verdict_lines
+    )
     return "\n".join(lines)
 
 
-def write_json(path: Path, info: RunInfo, results: dict[str, TargetResult]) -> None:
+def write_json(path: Path, info: DialRun, results: dict[str, DialResult]) -> None:
     """Raw per-step results."""
     plan = info.plan
-    data: dict[str, Any] = {
-        "date": info.date,
-        "command": info.command,
-        "machine": info.machine.__dict__,
-        "sipp_version": info.sipp_version,
-        "kamailio_version": info.kamailio_version,
-        "server_cpus": info.server_cpus,
-        "side_cpus": info.side_cpus,
+    fields = {
         "fork": plan.fork,
         "hold_ms": plan.hold_ms,
         "answer_delay_ms": plan.answer_delay_ms,
-        "step_seconds": plan.step_seconds,
-        "rates": list(plan.rates),
-        "criteria": plan.criteria.__dict__,
-        "wall_seconds": info.wall_seconds,
-        "targets": {name: result.as_json() for name, result in results.items()},
+        "step_seconds": plan.schedule.step_seconds,
+        "rates": list(plan.schedule.rates),
+        "criteria": plan.step.criteria.__dict__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    parts.write_results(path, info, fields, results)

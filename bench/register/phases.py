@@ -7,13 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common.procstat import Memory, system_cpu, tree_cpu, tree_memory
+from bench.common.phases import BUSY_PCT, await_quiet, log
+from bench.common.procstat import Memory, tree_memory
 from bench.register.steps import Criteria, StepResult, run_step, step_load
 from bench.register.targets import TARGETS, Server, TargetOptions
 from bench.register.users import write_sipp_csv
-
-# Other load (% of one core) above which a step counts as disturbed.
-BUSY_PCT = 20.0
 
 
 @dataclass(frozen=True)
@@ -96,10 +94,6 @@ class TargetResult:
         }
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def _one_step(
     server: Server,
     plan: Plan,
@@ -125,7 +119,7 @@ def _one_step(
         result.passed = False
         result.reasons.append("server exited")
     verdict = "clean" if result.passed else "FAILED: " + "; ".join(result.reasons)
-    _log(
+    log(
         f"{server.name} {label or 'step'} {rate}/s: {result.successful}/{result.calls} ok, "
         f"{result.failed} failed, {result.retransmissions} retrans, "
         f"achieved {result.achieved_rate:.0f}/s, server CPU {result.server_cpu_pct:.0f}%, "
@@ -135,31 +129,16 @@ def _one_step(
     return result
 
 
-def _other_load(server_pid: int, window: float = 2.0) -> float:
-    """CPU used by processes other than the server over `window` s, in % of one core."""
-    machine, server = system_cpu().busy, tree_cpu(server_pid).stat_seconds
-    time.sleep(window)
-    used = system_cpu().busy - machine - (tree_cpu(server_pid).stat_seconds - server)
-    return max(0.0, 100.0 * used / window)
-
-
 def _await_quiet(server: Server, plan: Plan, result: TargetResult, rate: int) -> None:
     """Before a step, wait (at most `plan.quiet_wait` s) for a shared machine to calm down."""
-    started = time.monotonic()
-    load = _other_load(server.proc.pid)
-    while (
-        load > BUSY_PCT
-        and time.monotonic() - started < plan.quiet_wait
-        and _fits(plan, plan.step_seconds + 3.0)
-    ):
-        time.sleep(3.0)
-        load = _other_load(server.proc.pid)
-    waited = time.monotonic() - started
-    if waited > 5.0 or load > BUSY_PCT:
-        result.notes.append(
-            f"before {rate}/s: waited {waited:.0f} s for other load to drop, "
-            f"last seen {load:.0f}% of a core"
-        )
+    note = await_quiet(
+        server.proc.pid,
+        plan.quiet_wait,
+        f"{rate}/s",
+        keep_going=lambda: _fits(plan, plan.step_seconds + 3.0),
+    )
+    if note:
+        result.notes.append(note)
 
 
 def _fits(plan: Plan, seconds: float) -> bool:
@@ -191,7 +170,7 @@ def rate_steps(name: str, plan: Plan, options: TargetOptions, work: Path) -> Tar
     out = work / "steps"
     out.mkdir(parents=True, exist_ok=True)
     csv = write_sipp_csv(out / "users.csv", plan.users)
-    _log(f"starting {name} with {plan.users} users")
+    log(f"starting {name} with {plan.users} users")
     server = TARGETS[name](out, plan.users, options)
     try:
         result.details = server.details
@@ -253,7 +232,7 @@ def bindings_rss(name: str, plan: Plan, options: TargetOptions, work: Path) -> B
     out = work / "bindings"
     out.mkdir(parents=True, exist_ok=True)
     csv = write_sipp_csv(out / "users.csv", plan.bindings)
-    _log(f"starting {name} with {plan.bindings} users for the bindings phase")
+    log(f"starting {name} with {plan.bindings} users for the bindings phase")
     server = TARGETS[name](out, plan.bindings, options)
     try:
         before = tree_memory(server.proc.pid)
@@ -270,7 +249,7 @@ def bindings_rss(name: str, plan: Plan, options: TargetOptions, work: Path) -> B
         after = tree_memory(server.proc.pid)
     finally:
         server.proc.stop()
-    _log(f"{name} bindings: Pss {before.pss_sum_kib} -> {after.pss_sum_kib} KiB")
+    log(f"{name} bindings: Pss {before.pss_sum_kib} -> {after.pss_sum_kib} KiB")
     return BindingsResult(
         count=plan.bindings, rate=plan.bindings_rate, before=before, after=after, step=step
     )
@@ -281,7 +260,7 @@ def run_target(name: str, plan: Plan, options: TargetOptions, work: Path) -> Tar
     try:
         result = rate_steps(name, plan, options, work / name)
     except (RuntimeError, OSError, TimeoutError) as exc:
-        _log(f"{name}: {exc}")
+        log(f"{name}: {exc}")
         return TargetResult(name=name, error=str(exc))
     if plan.bindings:
         if _fits(plan, plan.bindings / plan.bindings_rate + 30):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.procstat import Memory, cpu_seconds, system_cpu, tree_cpu, tree_memory
+from bench.common.sipp import read_stats
 from bench.register import sipp
 from bench.register.sipp import SippLoad
 
@@ -110,7 +111,7 @@ def run_step(
     result.memory = tree_memory(server_pid)
     result.errors = sipp.error_summary(load)
     try:
-        stats = sipp.read_stats(load.stat_path)
+        stats = read_stats(load.stat_path)
     except (OSError, ValueError, KeyError) as exc:
         result.reasons = [f"no SIPp statistics: {exc}"]
         return result

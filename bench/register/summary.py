@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.common.report import Machine, table
+from bench.common.report import table
+from bench.common.summary import RunInfo, mib, ratio, write_results
 from bench.register.phases import Plan, TargetResult
 from bench.register.steps import StepResult
 
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Context of one benchmark run."""
-
-    date: str
-    command: str
-    machine: Machine
-    sipp_version: str
-    kamailio_version: str
-    server_cpus: str | None
-    sipp_cpus: str | None
-    plan: Plan
-    wall_seconds: float
-
-
-def _mib(kib: int | None) -> str:
-    return "n/a" if kib is None else f"{kib / 1024:.1f}"
+RegisterRun = RunInfo[Plan]
 
 
 def _step_rows(steps: Sequence[StepResult]) -> list[list[object]]:
@@ -48,7 +29,7 @@ def _step_rows(steps: Sequence[StepResult]) -> list[list[object]]:
                 f"{step.sipp_cpu_pct:.0f}%",
                 f"{step.other_cpu_pct:.0f}%",
                 f"{step.rtd_p50} / {step.rtd_p99}",
-                _mib(memory.pss_sum_kib if memory else None),
+                mib(memory.pss_sum_kib if memory else None),
                 "clean" if step.passed else "**fail**: " + "; ".join(step.reasons),
             ]
         )
@@ -69,12 +50,6 @@ _STEP_HEADERS = [
     "Pss MiB",
     "verdict",
 ]
-
-
-def _ratio(dialtone: float | None, kamailio: float | None) -> str:
-    if dialtone is None or kamailio is None or kamailio == 0:
-        return "n/a"
-    return f"{dialtone / kamailio:.2f}"
 
 
 def _summary(results: dict[str, TargetResult]) -> str:
@@ -111,7 +86,7 @@ def _summary(results: dict[str, TargetResult]) -> str:
             label,
             show(figure("kamailio", key), digits),
             show(figure("dialtone", key), digits),
-            _ratio(figure("dialtone", key), figure("kamailio", key)),
+            ratio(figure("dialtone", key), figure("kamailio", key)),
         ]
         for label, key, digits in metrics
     ]
@@ -128,8 +103,8 @@ def _target_section(result: TargetResult) -> str:
     if result.idle_memory:
         mem = result.idle_memory
         parts.append(
-            f"- idle: {mem.processes} process(es), VmRSS main {_mib(mem.rss_main_kib)} MiB, "
-            f"VmRSS sum {_mib(mem.rss_sum_kib)} MiB, Pss sum {_mib(mem.pss_sum_kib)} MiB"
+            f"- idle: {mem.processes} process(es), VmRSS main {mib(mem.rss_main_kib)} MiB, "
+            f"VmRSS sum {mib(mem.rss_sum_kib)} MiB, Pss sum {mib(mem.pss_sum_kib)} MiB"
         )
     best = result.max_clean
     parts.append(
@@ -144,9 +119,9 @@ def _target_section(result: TargetResult) -> str:
         b = result.bindings
         parts.append(
             f"Bindings phase (fresh server): {b.step.successful}/{b.count} users registered once "
-            f"at {b.rate}/s; Pss {_mib(b.before.pss_sum_kib)} → {_mib(b.after.pss_sum_kib)} MiB, "
-            f"VmRSS sum {_mib(b.before.rss_sum_kib)} → {_mib(b.after.rss_sum_kib)} MiB, "
-            f"VmRSS main {_mib(b.before.rss_main_kib)} → {_mib(b.after.rss_main_kib)} MiB "
+            f"at {b.rate}/s; Pss {mib(b.before.pss_sum_kib)} → {mib(b.after.pss_sum_kib)} MiB, "
+            f"VmRSS sum {mib(b.before.rss_sum_kib)} → {mib(b.after.rss_sum_kib)} MiB, "
+            f"VmRSS main {mib(b.before.rss_main_kib)} → {mib(b.after.rss_main_kib)} MiB "
             f"({b.kib_per_binding:.2f} KiB Pss per binding)"
             + ("" if b.step.passed else "; **not clean**: " + "; ".join(b.step.reasons))
         )
@@ -155,7 +130,7 @@ def _target_section(result: TargetResult) -> str:
     return "\n".join(parts)
 
 
-def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
+def markdown(info: RegisterRun, results: dict[str, TargetResult]) -> str:
     """The body of the REGISTER section."""
     plan = info.plan
     transport = {"u1": "UDP, one socket (`-t u1`)", "t1": "TCP, one connection (`-t t1`)"}
@@ -169,7 +144,7 @@ def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
         f"- machine: {info.machine.markdown()}",
         f"- SIPp {info.sipp_version}; Kamailio `{info.kamailio_version}`",
         f"- pinning: server on CPU {info.server_cpus} (`taskset -c {info.server_cpus}`), "
-        f"SIPp and the harness on CPU {info.sipp_cpus} (`taskset -c {info.sipp_cpus}`, "
+        f"SIPp and the harness on CPU {info.side_cpus} (`taskset -c {info.side_cpus}`, "
         "`sched_setaffinity`)",
         f"- load: {transport.get(plan.transport, plan.transport)}, {plan.users} users "
         f"(alice0000…) from a SEQUENTIAL `-inf` CSV, {plan.step_seconds:g} s per step "
@@ -204,26 +179,17 @@ def markdown(info: RunInfo, results: dict[str, TargetResult]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, info: RunInfo, results: dict[str, TargetResult]) -> None:
+def write_json(path: Path, info: RegisterRun, results: dict[str, TargetResult]) -> None:
     """Raw per-step results."""
-    data: dict[str, Any] = {
-        "date": info.date,
-        "command": info.command,
-        "machine": info.machine.__dict__,
-        "sipp_version": info.sipp_version,
-        "kamailio_version": info.kamailio_version,
-        "server_cpus": info.server_cpus,
-        "sipp_cpus": info.sipp_cpus,
-        "users": info.plan.users,
-        "step_seconds": info.plan.step_seconds,
-        "rates": list(info.plan.rates),
-        "transport": info.plan.transport,
-        "criteria": info.plan.criteria.__dict__,
-        "wall_seconds": info.wall_seconds,
-        "targets": {name: result.as_json() for name, result in results.items()},
+    plan = info.plan
+    fields = {
+        "users": plan.users,
+        "step_seconds": plan.step_seconds,
+        "rates": list(plan.rates),
+        "transport": plan.transport,
+        "criteria": plan.criteria.__dict__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_results(path, info, fields, results)
 
 
 def write_plot(path: Path, results: dict[str, TargetResult]) -> bool:

@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import dialtone
+from bench.common import kamailio as common_kamailio
 from bench.common.ports import free_ports
 from bench.common.procs import ManagedProcess
-from bench.register import dialtone, kamailio
+from bench.register import kamailio
+from bench.register.dialtone import create_clients
 
 
 @dataclass
@@ -59,10 +62,10 @@ def start_kamailio(work_dir: Path, user_count: int, options: TargetOptions) -> S
     )
     proc = kamailio.start(cfg, options.server_cpus, work_dir)
     details = {
-        "version": kamailio.version(),
+        "version": common_kamailio.version(),
         "config": str(work_dir / "kamailio.cfg"),
         "children": f"children={cfg.children}, tcp_children={cfg.tcp_children}",
-        "memory": f"-m {cfg.shm_mb} MB shm, -M {cfg.pkg_mb} MB pkg per process",
+        "memory": cfg.sizing.describe(),
     }
     return Server(name="kamailio", proc=proc, sip_port=port, details=details)
 
@@ -79,7 +82,7 @@ def start_dialtone(work_dir: Path, user_count: int, options: TargetOptions) -> S
     )
     proc = dialtone.start(cfg, options.server_cpus, work_dir)
     try:
-        seconds = dialtone.create_clients(cfg, user_count)
+        seconds = create_clients(cfg, user_count)
     except Exception:
         proc.stop()
         raise

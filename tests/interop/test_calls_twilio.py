@@ -176,6 +176,8 @@ class Uas:
             "u1",
             "-i",
             "127.0.0.1",
+            "-ci",
+            "127.0.0.1",
             "-p",
             str(self.port),
             "-mp",
@@ -914,4 +916,69 @@ def test_modify_rejections_on_a_live_call_change_nothing(
     twilio.calls(call.sid).update(status="completed")
     result = uas.finish(within=15)
     assert result.returncode == 0, result.describe()
+    assert_idle(rest)
+
+
+def test_update_twiml_on_a_parent_in_a_dial_ends_the_dial_without_its_action(
+    sip_server: ServerProcess,
+    rest: Api,
+    peers: Peers,
+    webhook: tuple[WebhookApp, str],
+    twilio: TwilioClient,
+) -> None:
+    """API-25 through the library on an outbound-api call whose RCML is in a ``<Dial>``: the
+    ringing branch gets CANCEL at once, the action URL is never requested, the new TwiML
+    plays to the called party and hangs up."""
+    app, base = webhook
+    dialled, (carol_device,) = peers.client()
+    events = "initiated ringing answered completed"
+    app.route(
+        "/answer",
+        Route(
+            body='<Response><Dial action="/dial-done">'
+            f'<Client statusCallback="/cb-c" statusCallbackEvent="{events}">{dialled}</Client>'
+            "</Dial></Response>"
+        ),
+    )
+    app.route("/cb-c", Route(204, content_type=None))
+    app.route("/dial-done", Route(body="<Response><Say>not played</Say></Response>"))
+    login, (device,) = peers.client()
+    sink = peers.sink()
+    uas = peers.uas("api_uas_until_bye", device, sink=sink)
+    carol = peers.uas("dial_uas_ring", carol_device)
+    call = twilio.calls.create(to=f"client:{login}", from_=FROM, url=f"{base}/answer")
+    wait_for(lambda: "SIP/2.0 180 Ringing" in carol.snapshot().messages, timeout=15)
+    app.wait_for_sync(2, path="/cb-c", within=10)  # initiated, ringing
+    redirected_at = time.time()
+    updated = twilio.calls(call.sid).update(
+        twiml="<Response><Say>The transfer was cancelled</Say><Hangup/></Response>"
+    )
+    assert updated.sid == call.sid and updated.status == "in-progress"
+    # the branch: CANCEL at once (DIAL-23), 487, ACK
+    dialled_result = carol.finish(within=15)
+    assert dialled_result.returncode == 0, dialled_result.describe() + sip_server.log()[-3000:]
+    (cancel_at,) = dialled_result.received_at("CANCEL")
+    assert 0 < cancel_at - redirected_at < 1.0
+    # the called party of the API call hears the new TwiML, then gets BYE
+    result = uas.finish(within=20)
+    assert result.returncode == 0, result.describe() + sip_server.log()[-3000:]
+    (bye_at,) = result.received_at("BYE")
+    assert bye_at - redirected_at > 0.5, "BYE before the Say"
+    assert sink.speech_between(redirected_at, bye_at + 0.05) >= 10
+    # the branch's callbacks; no action request; the parent's RCML was fetched once
+    found = callbacks(app, "/cb-c", 3)
+    assert [r.params["CallStatus"] for r in found] == ["initiated", "ringing", "canceled"]
+    assert [r.params["SequenceNumber"] for r in found] == ["0", "1", "2"]
+    for request in found:
+        assert_signed(sip_server.auth_token, request, f"{base}/cb-c")
+        assert request.params["ParentCallSid"] == call.sid
+        assert request.params["Direction"] == "outbound-dial"
+    assert found[-1].params["SipResponseCode"] == "487"
+    assert app.requests_to("/dial-done") == []
+    assert len(app.requests_to("/answer")) == 1
+    final = wait_status(rest, call.sid, "completed")
+    assert final["sip_response_code"] == 200
+    (branch,) = twilio.calls.list(parent_call_sid=call.sid)
+    assert branch.status == "canceled" and branch.direction == "outbound-dial"
+    assert branch.sid == found[0].params["CallSid"]
     assert_idle(rest)

@@ -285,7 +285,8 @@ class SippPeers:
             args.append(f"127.0.0.1:{remote}")
         args += [
             *("-sf", str(SCENARIOS / f"{scenario}.xml")),
-            *("-t", "u1", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port())),
+            *("-t", "u1", "-i", "127.0.0.1", "-ci", "127.0.0.1"),
+            *("-p", str(port), "-mp", str(free_udp_port())),
             *("-m", "1", "-nostdin", "-s", service),
             *("-default_behaviors", "all,-bye", "-recv_timeout", "10000"),
             *("-timeout", f"{int(timeout)}s", "-timeout_error"),

@@ -55,6 +55,8 @@ def run_scenario(
         "u1" if transport == "udp" else "t1",
         "-i",
         "127.0.0.1",
+        "-ci",
+        "127.0.0.1",  # its control socket too: nothing listens beyond loopback
         "-p",
         str(local_port or free_port()),
         "-mp",

@@ -1,41 +1,128 @@
-"""dialtone as the b2bua under test: start it, provision a number and Clients, register them.
+"""dialtone as the server under test: start it, use its REST API, register a Client.
 
-Interface assumed (see bench/dial/README.md):
+Interface assumed (see bench/register/README.md and bench/dial/README.md):
 
-* `dialtone serve` as in bench/register (`--dialtone-cmd` template, account
-  from `DIALTONE_ACCOUNT_SID`/`DIALTONE_AUTH_TOKEN`, `GET /health`), plus
-  `--rtp-ports` (two or more ports per call: caller leg + one per branch);
-* `POST .../Clients.json` (Login, Password) → 201 and
-  `POST .../IncomingPhoneNumbers.json` (PhoneNumber, VoiceUrl) → 201;
-* a Client registers with MD5 digest (realm = 127.0.0.1); the branch INVITE of
-  `<Client>` goes to the binding (its Contact, sent to the address the
-  REGISTER came from): we REGISTER from the callee's own port, so both are
-  the SIPp callee;
+* `dialtone serve --sip-port P --http-port H --data-dir D` (the command is a
+  template, `--dialtone-cmd`), SIP on UDP+TCP 127.0.0.1:P, HTTP on 127.0.0.1:H;
+* `DIALTONE_ACCOUNT_SID` / `DIALTONE_AUTH_TOKEN` fix the account's credentials,
+  `DIALTONE_DOMAIN=127.0.0.1` (realm = domain) is passed as well;
+* `GET /health` answers 200 once the server is up (API-60), OPTIONS gets an
+  answer (SIP-3);
+* `POST /2010-04-01/Accounts/{sid}/{resource}.json` creates Clients (API-30)
+  and IncomingPhoneNumbers and answers 201;
 * `GET /dialtone/stats.json` (Basic auth) gives live `calls`, `sip_dialogs`,
-  `media_ports` (API-60): all should be 0 again after a step.
+  `media_ports` (API-60);
+* a Client registers with MD5 digest (qop=auth, realm = 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
 import re
 import secrets
+import shlex
 import socket
+import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.common.ports import LOOPBACK
-from bench.register.dialtone import Account, DialtoneConfig, start
+from bench.common.procs import ManagedProcess
+from bench.common.sip import wait_sip_ready
 
 DEFAULT_CMD = (
-    "{venv}/bin/dialtone serve --sip-port {sip_port} --http-port {http_port} "
-    "--data-dir {data_dir} --rtp-ports 20000-29999 --log-format json"
+    "{venv}/bin/dialtone serve --sip-port {sip_port} --http-port {http_port} --data-dir {data_dir}"
 )
+# The call benchmarks: media ports for every leg, one JSON log record per line.
+CALLS_CMD = DEFAULT_CMD + " --rtp-ports 20000-29999 --log-format json"
 
-__all__ = ["DEFAULT_CMD", "Account", "DialtoneConfig", "Rest", "register", "start"]
+
+@dataclass(frozen=True)
+class Account:
+    """dialtone account credentials: AccountSid = AC + 32 hex, AuthToken = 32 hex."""
+
+    sid: str
+    token: str
+
+    @staticmethod
+    def generate() -> Account:
+        """Fresh random credentials."""
+        return Account(sid="AC" + secrets.token_hex(16), token=secrets.token_hex(16))
+
+    def basic_auth(self) -> str:
+        """The HTTP `Authorization` header value."""
+        raw = f"{self.sid}:{self.token}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True)
+class DialtoneConfig:
+    """How to start dialtone for one benchmark phase."""
+
+    command: str
+    work_dir: Path
+    sip_port: int
+    http_port: int
+    account: Account
+    startup_timeout_s: float = 60.0
+
+    def argv(self) -> list[str]:
+        """The command template filled in and split like a shell would."""
+        venv = Path(sys.executable).parent.parent
+        text = self.command.format(
+            venv=venv,
+            sip_port=self.sip_port,
+            http_port=self.http_port,
+            data_dir=self.work_dir / "data",
+        )
+        return shlex.split(text)
+
+    def env(self) -> dict[str, str]:
+        """Environment fixing the account and the SIP domain."""
+        return {
+            "DIALTONE_ACCOUNT_SID": self.account.sid,
+            "DIALTONE_AUTH_TOKEN": self.account.token,
+            "DIALTONE_DOMAIN": LOOPBACK,
+        }
+
+
+def _wait_health(cfg: DialtoneConfig, proc: ManagedProcess) -> None:
+    deadline = time.monotonic() + cfg.startup_timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"dialtone exited at start-up:\n{proc.stderr_tail()}")
+        conn = http.client.HTTPConnection(LOOPBACK, cfg.http_port, timeout=2)
+        try:
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.2)
+    raise RuntimeError(f"dialtone /health not 200 within {cfg.startup_timeout_s} s")
+
+
+def start(cfg: DialtoneConfig, cpus: str | None, log_dir: Path) -> ManagedProcess:
+    """Start dialtone pinned to `cpus`; return once HTTP and SIP both answer."""
+    (cfg.work_dir / "data").mkdir(parents=True, exist_ok=True)
+    try:
+        proc = ManagedProcess("dialtone", cfg.argv(), log_dir, cpus=cpus, env=cfg.env())
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"cannot start dialtone ({exc}); is it installed in the venv?") from exc
+    try:
+        _wait_health(cfg, proc)
+        wait_sip_ready(cfg.sip_port, timeout=cfg.startup_timeout_s)
+    except (RuntimeError, TimeoutError):
+        proc.stop()
+        raise
+    return proc
 
 
 @dataclass(frozen=True)
@@ -142,7 +229,8 @@ def _final_response(sock: socket.socket, call_id: str, cseq: int, deadline: floa
 def register(server_port: int, login: str, password: str, port: int, timeout: float = 5.0) -> None:
     """REGISTER `login` from 127.0.0.1:`port` with Contact on that port; digest MD5, qop=auth.
 
-    The socket is closed afterwards; the SIPp callee then binds the same port.
+    The socket is closed afterwards; the SIPp callee then binds the same port,
+    so it receives the INVITEs dialtone sends the Client (REG-1, LEG-1).
     """
     call_id = secrets.token_hex(10)
     uri = f"sip:{LOOPBACK}:{server_port}"
