@@ -524,6 +524,80 @@ def test_call_control_refusal_of_a_modify(
     }
 
 
+async def _seed_branch(control: FakeControl, account_sid: str, status: str) -> str:
+    """A Dial branch (outbound-dial) of a fresh parent, in ``status``."""
+    parent = await control.seed(account_sid, "in-progress")
+    sid = ids.new_sid(ids.CALL)
+    created = control.records.create(
+        sid,
+        account_sid=account_sid,
+        direction="outbound-dial",
+        from_="+15557654321",
+        to="client:alice",
+        status="ringing",
+        api_version="2010-04-01",
+        start_time=control.clock.utcnow(),
+        parent_call_sid=parent,
+    )
+    assert await created
+    if status == "in-progress":
+        assert await control.records.update(sid, status=status, answer_time=control.clock.utcnow())
+    return sid
+
+
+def test_new_rcml_for_a_ringing_branch_is_21220_and_reaches_nobody(
+    app_server: AppServer, api: httpx.Client, control: FakeControl
+) -> None:
+    """API-25: a branch that has not answered cannot run RCML (its row says so)."""
+    sid = app_server.call_soon(_seed_branch(control, app_server.account_sid, "ringing"))
+    url = f"{app_server.api}/Calls/{sid}.json"
+    for data in ({"Url": "http://app.test/x"}, {"Twiml": "<Response><Hangup/></Response>"}):
+        response = api.post(url, data=data)
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["code"] == 21220 and body["status"] == 400
+        assert body["message"] == (
+            f"Call {sid} is not in progress: it is a Dial branch that has not answered "
+            "(ringing); only Status can change it"
+        )
+        assert body["more_info"] == f"{app_server.base_url}/docs/errors/21220"
+    xml = api.post(f"{app_server.api}/Calls/{sid}", data={"Url": "http://app.test/x"})
+    assert ET.fromstring(xml.content).findtext("RestException/Code") == "21220"
+    assert control.modified == []
+    assert api.get(url).json()["status"] == "ringing"
+    # Status still works on it (API-24: a ringing branch is cancelled)
+    assert api.post(url, data={"Status": "canceled"}).status_code == 200
+    assert [m.status for m in control.modified] == ["canceled"]
+
+
+def test_new_rcml_for_an_answered_branch_or_a_parent_reaches_call_control(
+    app_server: AppServer, api: httpx.Client, control: FakeControl
+) -> None:
+    """API-25 on a bridged or whispering branch, or on a parent in a Dial: handed over."""
+    branch = app_server.call_soon(_seed_branch(control, app_server.account_sid, "in-progress"))
+    ringing_parent = app_server.call_soon(control.seed(app_server.account_sid, "ringing"))
+    for sid in (branch, ringing_parent):
+        response = api.post(f"{app_server.api}/Calls/{sid}.json", data={"Url": "/transfer"})
+        assert response.status_code == 200, response.text
+        assert response.json()["sid"] == sid
+    assert [m.call_sid for m in control.modified] == [branch, ringing_parent]
+    assert control.modified[0].url == f"{app_server.base_url}/transfer"
+    branch_row = api.get(f"{app_server.api}/Calls/{branch}.json").json()
+    assert branch_row["direction"] == "outbound-dial" and branch_row["parent_call_sid"]
+
+
+def test_call_control_refusal_of_a_branch_that_stopped_ringing_meanwhile(
+    app_server: AppServer, api: httpx.Client, control: FakeControl
+) -> None:
+    """The row said in-progress, the live branch disagrees (e.g. it is being hung up)."""
+    sid = app_server.call_soon(_seed_branch(control, app_server.account_sid, "in-progress"))
+    message = f"Call {sid} is not in progress: it is being hung up"
+    control.refusal = CallControlError(400, 21220, message)
+    response = api.post(f"{app_server.api}/Calls/{sid}.json", data={"Twiml": "<Response/>"})
+    assert response.status_code == 400
+    assert (response.json()["code"], response.json()["message"]) == (21220, message)
+
+
 def test_modify_unknown_or_foreign_call_is_404(
     app_server: AppServer, api: httpx.Client, control: FakeControl
 ) -> None:

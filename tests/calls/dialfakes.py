@@ -37,6 +37,7 @@ from typing import Any, cast
 
 from dialtone.calls.audio import AudioCache
 from dialtone.calls.branch import BranchLeg
+from dialtone.calls.child import ChildCall
 from dialtone.calls.dial import DialRun, DialSettings
 from dialtone.calls.records import CallRecords, call_duration
 from dialtone.calls.services import CallServices
@@ -65,6 +66,7 @@ __all__ = [
     "DOMAIN",
     "PARENT",
     "PROXY",
+    "PUBLIC_URL",
     "T0",
     "TOKEN",
     "DialTest",
@@ -520,6 +522,10 @@ class DialTest:
         )
         self.dial: DialRun
         self.task: asyncio.Task[DialResult]
+        # API-25: branches that left the Dial (tests.calls.callfakes.leave)
+        self.children: list[ChildCall] = []
+        self.child_tasks: list[asyncio.Task[None]] = []
+        self.children_ended: list[ChildCall] = []
 
     # -- wiring --
 
@@ -599,6 +605,13 @@ class DialTest:
         return self.task.result()
 
     async def cleanup(self) -> None:
+        for child in self.children:
+            child.shutdown()
+        if self.child_tasks:
+            await self.settle()
+            for child_task in self.child_tasks:
+                child_task.cancel()
+            await asyncio.gather(*self.child_tasks, return_exceptions=True)
         task = getattr(self, "task", None)
         if task is not None and not task.done():
             self.caller_gone_quietly()
@@ -698,8 +711,16 @@ class DialTest:
         return self.records.rows[self.sid(index)]
 
     def check_invariants(self) -> None:
-        """CB-7, CB-8, CB-9 and the Call rows, for every branch of the Dial."""
+        """CB-7, CB-8, CB-9 and the Call rows, for every branch of the Dial.
+
+        A branch that left the Dial (API-25) is a call of its own: it must have ended too,
+        its ``completed`` comes after the Dial's result (CB-9 is the Dial's, not its) and
+        the Dial releases nothing of it.
+        """
         assert self.task.done(), "the Dial has not ended"
+        for child in self.children:
+            assert child.ended, f"{child.sid}: the child call has not ended"
+            assert self.children_ended.count(child) == 1, f"{child.sid}: on_end not once"
         for index, branch in enumerate(self.dial.branches):
             noun = branch.target.noun
             fired = self.fired(index)
@@ -714,12 +735,14 @@ class DialTest:
             completed = [f for f in fired if f.last]
             assert len(completed) == 1, f"branch {index}: {len(completed)} completed callbacks"
             assert fired[-1].last, f"branch {index}: a callback after completed"
-            assert not any(f.after_result for f in fired), f"branch {index}: after the result"
+            if not branch.detached:
+                assert not any(f.after_result for f in fired), f"branch {index}: after result"
             final = completed[0].params
             assert final["CallStatus"] == row["status"]
             assert final["CallDuration"] == str(row["duration"])
             assert all(f.method == noun.status_callback_method for f in fired)
-        assert sorted(self.sip.released) == list(range(len(self.dial.branches)))
+        kept = [i for i, b in enumerate(self.dial.branches) if not b.detached]
+        assert sorted(self.sip.released) == kept
         assert all(m.closed for m in self.opened), "a branch's media was left open"
 
 

@@ -63,6 +63,7 @@ SEND_DIGITS: Final = "0123456789*#w"  # as <Number sendDigits> (DIAL-6)
 MAX_SEND_DIGITS: Final = 32
 SIPS_ALLOWED: Final = False  # no TLS transport yet: a sips: To could not be dialled (DIAL-7)
 _STATUSES: Final[tuple[ModifyStatus, ...]] = ("canceled", "completed")  # API-24
+_UNANSWERED: Final = frozenset({"queued", "ringing"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +281,15 @@ async def originate_request(scope: Scope, form: Form) -> OriginateRequest:
     )
 
 
-def modify_request(scope: Scope, form: Form, call_sid: str, status_now: str) -> ModifyRequest:
-    """Validate a ``POST /Calls/{CallSid}`` body for a call whose stored status is given."""
+def modify_request(
+    scope: Scope, form: Form, call_sid: str, status_now: str, direction: str
+) -> ModifyRequest:
+    """Validate a ``POST /Calls/{CallSid}`` body for a call whose stored status and
+    direction are given.
+
+    New RCML for a Dial branch that has not answered is refused here already when its row
+    says so (API-25: 21220); the call layer refuses it too when the branch's state changed
+    since (it is the live truth: a branch answered a moment ago is redirected)."""
     status = _given(form, "Status")
     if status is not None and status not in _STATUSES:
         fail(20422, f"Status must be canceled or completed, not {show(status, 40)}")
@@ -293,6 +301,12 @@ def modify_request(scope: Scope, form: Form, call_sid: str, status_now: str) -> 
         fail(20422, "Nothing to change: give Status, or Url or Twiml")
     if status_now in FINAL_STATUSES:
         fail(21220, f"Call {call_sid} is not in progress: it has ended ({status_now})")
+    if redirect and direction == "outbound-dial" and status_now in _UNANSWERED:
+        fail(
+            21220,
+            f"Call {call_sid} is not in progress: it is a Dial branch that has not answered "
+            f"({status_now}); only Status can change it",
+        )
     return ModifyRequest(
         account_sid=scope.account.sid,
         call_sid=call_sid,
@@ -349,7 +363,7 @@ async def modify_call(request: Request, account_sid: str, call_sid: str) -> Resp
     async with authenticated(request, account_sid) as scope:
         control = _control(scope)
         call = await load_call(scope, call_sid)
-        change = modify_request(scope, await scope.form(), call.sid, call.status)
+        change = modify_request(scope, await scope.form(), call.sid, call.status, call.direction)
     await _controlled(control.modify(change))
     log.info("api.call_modified", call_sid=call_sid, status=change.status)
     return await _render(scope, call_sid, 200)

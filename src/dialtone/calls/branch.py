@@ -98,6 +98,7 @@ class BranchLeg(Leg):
         self.whisper_task: asyncio.Task[None] | None = None
         self.duration = 0
         self.ended = False
+        self.detached = False  # API-25: it left its Dial, a ChildCall carries it on
 
     def start(self, invite: Request, peer: Peer, dialogs: DialogSet) -> None:
         """The INVITE is about to be sent to ``peer``; its dialogs join ``dialogs`` (so the

@@ -112,7 +112,9 @@ class ModifyRequest:
     """API-24: ``canceled`` ends a call not yet answered (an answered one is left alone);
     ``completed`` ends any live call."""
     url: str | None
-    """API-25: stop the current verb at once and run the RCML of this URL on the call."""
+    """API-25: stop the current verb at once and run the RCML of this URL on the call.  A
+    parent inside a Dial leaves it (the Dial ends at once, no action request); an answered
+    branch leaves its Dial and runs it as a call of its own (same CallSid)."""
     method: str
     """``Method`` of ``url`` (default ``POST``)."""
     fallback_url: str | None

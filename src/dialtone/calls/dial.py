@@ -18,7 +18,14 @@ Dial then ends too: DIAL-26, DIAL-40), when the caller leaves, or, with the ring
 on, when the branch's INVITE is cancelled (DIAL-23, DIAL-35) or challenged and sent again
 (LEG-5: its early dialog is over).
 
-SIP goes through :class:`Signalling` (the call manager), which also routes the responses
+API-25 (new RCML over the REST API): :meth:`DialRun.parent_left` ends the Dial at once
+for a parent that runs other RCML (as if the caller had hung up, but the caller stays and
+the outcome goes to nobody); :meth:`DialRun.detach` lets an answered branch leave the Dial
+as a call of its own (:mod:`dialtone.calls.child`): for the Dial it is the callee hanging
+up, or a whisper's decline, and nothing more of it is the Dial's.
+
+SIP goes through :class:`~dialtone.calls.dial_seams.Signalling` (the call manager; the
+protocols are in :mod:`dialtone.calls.dial_seams`), which also routes the responses
 and in-dialog requests of each branch back here (:meth:`DialRun.on_response`,
 :meth:`DialRun.on_failure`, :meth:`DialRun.callee_bye`).  Every input is handled
 synchronously, so a decision and its SIP messages leave in the same loop step; only
@@ -31,18 +38,18 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 
 from dialtone import ids
 from dialtone.calls.branch import BranchLeg, build_invite
+from dialtone.calls.dial_seams import DialParent, DialSettings, Signalling
 from dialtone.calls.fork import (
     LIVE,
     AckAndBye,
     BranchEnded,
     BranchEvent,
+    BranchState,
     Bridge,
     BridgeEnd,
     Bye,
@@ -56,7 +63,6 @@ from dialtone.calls.fork import (
 )
 from dialtone.calls.services import CallServices
 from dialtone.calls.targets import Target, branch_targets, resolve_host
-from dialtone.config import OutboundProxy
 from dialtone.media.ports import NoMediaPorts
 from dialtone.media.session import Direction, MediaError, MediaSession, configure_from
 from dialtone.media.sources import ToneSource
@@ -64,10 +70,7 @@ from dialtone.rcml.context import CallGone, DialResult
 from dialtone.rcml.interpreter import run_call
 from dialtone.rcml.nodes import Dial, NumberNoun, SipNoun
 from dialtone.rcml.outcome import EndingKind
-from dialtone.registrar.location import Binding
-from dialtone.sip.dialog_set import DialogSet
-from dialtone.sip.events import Peer
-from dialtone.sip.message import Request, Response
+from dialtone.sip.message import Response
 from dialtone.sip.sdp import SdpError, accept_answer, build_offer, parse_sdp
 from dialtone.webhooks.params import CallInfo, status_callback_params
 
@@ -84,87 +87,6 @@ NO_PORT = 82005
 """dialtone: no RTP port was free for the branch (SIP-13: the branch fails)."""
 BAD_ANSWER = 82006
 """dialtone: the branch's 2xx carried no usable SDP answer (BYE; the branch fails, 488)."""
-
-
-class Signalling(Protocol):
-    """The SIP the Dial sends, and the routing of what comes back (the call manager)."""
-
-    def send_invite(self, branch: BranchLeg, invite: Request, dial: DialRun) -> str:
-        """Send ``invite`` for ``branch``; route its responses to ``dial``; its id."""
-        ...
-
-    def cancel_invite(self, transaction: str) -> None:
-        """CANCEL a pending INVITE (sent once a provisional has arrived, RFC 3261 §9.1)."""
-        ...
-
-    def send_ack(self, ack: Request, peer: Peer) -> None:
-        """Send the ACK of a 2xx (no transaction)."""
-        ...
-
-    def send_bye(self, bye: Request, peer: Peer) -> None:
-        """Send a BYE (a client transaction whose answer nobody waits for)."""
-        ...
-
-    def release(self, branch: BranchLeg) -> None:
-        """Stop routing to ``branch``: the Dial is over."""
-        ...
-
-    def contact(self, transport: str) -> str:
-        """dialtone's Contact URI for ``transport``."""
-        ...
-
-    @property
-    def dialogs(self) -> DialogSet:
-        """The registry in-dialog requests are matched against."""
-        ...
-
-
-class DialParent(Protocol):
-    """What the Dial needs of the call it runs on (the caller's leg)."""
-
-    @property
-    def call_sid(self) -> str:
-        """The parent's CallSid (ParentCallSid of every branch)."""
-        ...
-
-    @property
-    def answered(self) -> bool:
-        """Whether the parent has been answered."""
-        ...
-
-    @property
-    def info(self) -> CallInfo:
-        """The parent's REQ-1 facts, status now."""
-        ...
-
-    @property
-    def media(self) -> MediaSession:
-        """The parent's media session (ringback, bridge)."""
-        ...
-
-    @property
-    def display_name(self) -> str | None:
-        """The caller's display name, copied into the branches' From (LEG-1)."""
-        ...
-
-    def early_media(self) -> None:
-        """Send ``180 Ringing`` with the SDP answer (DIAL-30)."""
-        ...
-
-    def answer_now(self) -> None:
-        """Send ``200 OK`` with the SDP answer (DIAL-33)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class DialSettings:
-    """The process-wide knobs of every Dial."""
-
-    domain: str
-    proxy: OutboundProxy | None
-    whisper_timeout: float = 60.0
-    client_sid: Callable[[str], str | None] = lambda login: None
-    bindings: Callable[[str], list[Binding]] = lambda sid: []
 
 
 class DialRun:
@@ -194,6 +116,7 @@ class DialRun:
         self._winner: BranchLeg | None = None
         self._early: BranchLeg | None = None  # DIAL-31: whose early media the caller hears
         self._caller_gone = False
+        self._left = False  # API-25 on the parent: nobody waits for the outcome
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the run ---------------------------------------------------------------------------
@@ -202,7 +125,7 @@ class DialRun:
         """Dial, and return the outcome once every branch has ended (DIAL-41)."""
         try:
             targets = await self._targets()
-            if self._caller_gone:  # hung up while host names resolved: nothing was sent
+            if self._caller_gone or self._left:  # gone while host names resolved: none sent
                 return DialResult("canceled", ids.new_sid(ids.CALL), 0, 0, False, True)
             self._create(targets)
             self._start()
@@ -411,6 +334,60 @@ class DialRun:
         if self.fork is not None and self.fork.started_at is not None:
             self._apply(self.fork.cancel_branch(branch.index, self.services.loop_time()))
 
+    @property
+    def left(self) -> bool:
+        """Whether the parent left this Dial (:meth:`parent_left`)."""
+        return self._left
+
+    def parent_left(self) -> None:
+        """API-25 on the parent: it runs other RCML from now on.  The Dial ends at once, as
+        when the caller hangs up (DIAL-23, DIAL-34: ringing branches are cancelled, a
+        whispering one or the winner gets BYE), but the parent stays: its ringback and
+        bridge stop now and nothing of this Dial touches its media again.  The outcome is
+        still computed once every branch has ended, for nobody (no action request)."""
+        if self._left:
+            return
+        self._left = True
+        self._end_early_media(ring=False)
+        self._stop_ringback()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._winner is not None:
+            with contextlib.suppress(Exception):
+                self.parent.media.unbridge()
+        if self.fork is not None and self.fork.started_at is not None:
+            self._apply(self.fork.caller_gone(self.services.loop_time()))
+
+    def detach(self, branch: BranchLeg) -> float | None:
+        """API-25 on a branch: an answered one (whispering, or the winner) leaves the Dial
+        to run other RCML as a call of its own; returns when it answered (loop time), or
+        None when it cannot leave (not answered, or already ending): nothing changes.
+
+        For the Dial it counts as the callee hanging up (DIAL-44: the caller goes on) or,
+        during its whisper, as a decline (WSP-6: the other branches ring on).  Its dialog,
+        media and ``completed`` event are the new call's from now on: the Dial sends it no
+        BYE, writes no end to its row and closes nothing of it.
+        """
+        fork = self.fork
+        if fork is None or branch.ended or branch.detached:
+            return None
+        state = fork.branches[branch.index]
+        if state.state not in (BranchState.WHISPERING, BranchState.ACCEPTED):
+            return None
+        answered_at = state.answered_at
+        assert answered_at is not None
+        branch.detached = True
+        if branch is self._winner:
+            with contextlib.suppress(Exception):
+                self.parent.media.unbridge()
+        if branch.whisper_task is not None and not branch.whisper_task.done():
+            branch.whisper_task.cancel()  # WSP: the whisper's verbs stop now (API-25)
+            if branch.media is not None:
+                branch.media.stop_playback()
+        self._apply(fork.branch_gone(branch.index, self.services.loop_time()))
+        return answered_at
+
     def _caller_digit(self, digit: str) -> None:
         """DIAL-37: the caller's ``*`` during the bridge ends it."""
         if digit == "*" and self._winner is not None and self.fork is not None:
@@ -441,6 +418,7 @@ class DialRun:
             or media.closed
             or self._winner is not None
             or self._caller_gone
+            or self._left
             or self._fork.ended
             or self._fork.branches[branch.index].state not in LIVE
         ):
@@ -475,7 +453,7 @@ class DialRun:
         with contextlib.suppress(Exception):
             self.parent.media.unbridge()
         fork = self.fork
-        if ring and not self._caller_gone and fork is not None and not fork.ended:
+        if ring and not (self._caller_gone or self._left) and fork is not None and not fork.ended:
             self._play_ringback()
 
     # -- the Fork's commands -----------------------------------------------------------------
@@ -494,6 +472,9 @@ class DialRun:
         self._arm()
 
     def _do(self, command: Command) -> None:
+        index = getattr(command, "branch", None)
+        if index is not None and self.branches[index].detached:
+            return  # a branch that left the Dial is a call of its own (detach)
         if isinstance(command, BranchEvent):
             self._event(command)
         elif isinstance(command, BranchEnded):
@@ -684,6 +665,8 @@ class DialRun:
         self._end_early_media(ring=False)
         self._stop_ringback()
         for branch in self.branches:
+            if branch.detached:
+                continue  # its dialog and media are the new call's
             branch.stop_whisper()
             self.sip.release(branch)
             if branch.media is not None and not branch.media.closed:

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from dialtone.calls.leg import Leg
 from dialtone.calls.records import call_duration
 from dialtone.calls.routing import Route
 from dialtone.calls.services import CallServices
+from dialtone.calls.steering import SteeredLeg
 from dialtone.media.session import MediaSession
 from dialtone.rcml.context import CallGone, CallState, DialResult
-from dialtone.rcml.interpreter import run_call
 from dialtone.rcml.nodes import Dial, Document
 from dialtone.sip.dialog_uas import UasDialog
 from dialtone.sip.events import Peer
@@ -48,7 +47,7 @@ AFTER_DIAL: dict[str, tuple[int, CallState]] = {
 }
 
 
-class InboundCall(Leg):
+class InboundCall(SteeredLeg):
     """A live inbound call and its RCML context."""
 
     def __init__(
@@ -85,11 +84,7 @@ class InboundCall(Leg):
         self.answer_sdp = answer_sdp
         self.route = route
         self._dialer = dialer
-        self._dialing: DialRun | None = None
         self._dial_status: str | None = None
-        self._redirect: Document | None = None
-        self._ended = False
-        self._interpreter: asyncio.Task[object] | None = None
         self._final_code: int | None = None
         self._answered_at: datetime | None = None
 
@@ -103,29 +98,12 @@ class InboundCall(Leg):
     async def run(self, first: Document | None = None) -> None:
         """Run ``first`` (else the voice URL's RCML) until the call ends; always cleans up.
 
-        API-25 replaces the running document: :meth:`redirect` cancels the interpreter and
-        the loop here starts the new one.
+        API-25 replaces the running document, also in the middle of a Dial
+        (:meth:`~dialtone.calls.steering.SteeredLeg.redirect`).
         """
-        self._interpreter = task = asyncio.current_task()
-        assert task is not None
-        document = first
         try:
-            while True:
-                try:
-                    if document is None and self._redirect is None:
-                        document = await self._first_document()
-                        if document is None:
-                            await self.fail()
-                            break
-                    if self._redirect is not None:
-                        document, self._redirect = self._redirect, None
-                    assert document is not None
-                    await run_call(self, document)
-                    break
-                except asyncio.CancelledError:
-                    if self._redirect is None or self._gone.is_set():
-                        raise
-                    task.uncancel()  # API-25: the new document runs instead
+            if not await self._interpret(first):
+                await self.fail()
         except CallGone:
             pass
         except asyncio.CancelledError:
@@ -139,17 +117,7 @@ class InboundCall(Leg):
         finally:
             await self._cleanup()
 
-    # -- the REST API (API-24, API-25) ----------------------------------------------------
-
-    @property
-    def dialing(self) -> bool:
-        """Whether a Dial is running on this call."""
-        return self._dialing is not None
-
-    @property
-    def ended(self) -> bool:
-        """Whether the call has ended."""
-        return self._ended
+    # -- the REST API (API-24; API-25 is SteeredLeg.redirect) ---------------------------
 
     def end_by_api(self, status: str) -> None:
         """API-24: ``canceled`` ends an unanswered call (487); ``completed`` any call."""
@@ -160,15 +128,6 @@ class InboundCall(Leg):
             self._end("completed", None)
         else:
             self.caller_cancelled()
-
-    def redirect(self, document: Document) -> None:
-        """API-25: stop the current verb and run ``document`` (not during a Dial)."""
-        if self._ended:
-            return
-        self._redirect = document
-        self.media.stop_playback()
-        if self._interpreter is not None and self._interpreter is not asyncio.current_task():
-            self._interpreter.cancel()
 
     async def _first_document(self) -> Document | None:
         route = self.route
@@ -214,9 +173,9 @@ class InboundCall(Leg):
         self._final_code = code if code is not None else (200 if self._answered else None)
         self._gone.set()
         self.media.stop_playback()
-        if self._dialing is not None:  # DIAL-34/DIAL-43: the Dial ends, then the action
-            self._dialing.caller_gone()
-        elif self._interpreter is not None and self._interpreter is not asyncio.current_task():
+        if self._dial.caller_gone():
+            return  # DIAL-34/DIAL-43: the Dial ends, then its action request
+        if self._interpreter is not None and self._interpreter is not asyncio.current_task():
             self._interpreter.cancel()
 
     # -- CallContext: answering and dialling ---------------------------------------------
@@ -249,12 +208,7 @@ class InboundCall(Leg):
         self._check()
         if self._dialer is None:
             raise RuntimeError("this call cannot dial")
-        run = self._dialer(self, node)
-        self._dialing = run
-        try:
-            result = await run.run()
-        finally:
-            self._dialing = None
+        result = await self._dial.dial(self._dialer(self, node))
         self._dial_status = result.status
         return result
 
@@ -309,6 +263,7 @@ class InboundCall(Leg):
         end = self.services.utcnow()
         self.services.records.finish(self.sid, self._status, end, self._final_code)
         self._number_callback(end)
+        await self._dial.drain()  # a Dial it left by a redirect: its branches' ends
 
     def _number_callback(self, end: datetime) -> None:
         """CB-14: the number's StatusCallback gets one callback when the call ends."""

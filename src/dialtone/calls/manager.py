@@ -17,8 +17,9 @@ import structlog
 
 from dialtone import ids
 from dialtone.calls.branch import BranchLeg
+from dialtone.calls.child import ChildCall, leave_dial
 from dialtone.calls.control import CallControlError, ModifyRequest, OriginateRequest
-from dialtone.calls.dial import DialRun, DialSettings
+from dialtone.calls.dial import DialParent, DialRun, DialSettings
 from dialtone.calls.inbound import InboundCall
 from dialtone.calls.outbound import OutboundCall
 from dialtone.calls.routing import ClientRecord, NumberRecord, Refusal, decide, number_candidates
@@ -80,6 +81,8 @@ class CallManager:
         self._branches: dict[str, tuple[BranchLeg, DialRun]] = {}  # by INVITE transaction
         self._branch_calls: dict[str, tuple[BranchLeg, DialRun]] = {}  # by Call-ID
         self.outbound: dict[str, OutboundCall] = {}
+        self.children: dict[str, ChildCall] = {}  # branches that left their Dial (API-25)
+        self._child_calls: dict[str, ChildCall] = {}  # the same, by Call-ID
         self.calls: dict[str, InboundCall] = {}
         self._by_invite: dict[str, InboundCall] = {}
         self._by_dialog: dict[object, InboundCall] = {}
@@ -238,7 +241,7 @@ class CallManager:
             body = b"<Response><Hangup/></Response>"
             return parse_document(body, self.services.public_url + "/", content_type="text/xml")
 
-    def _dialer(self, call: InboundCall | OutboundCall, node: Dial) -> DialRun:
+    def _dialer(self, call: DialParent, node: Dial) -> DialRun:
         return DialRun(call, node, self.services, self, self.dial_settings, self.media.open)
 
     # -- CallControl (the REST API: API-20..API-25) -----------------------------------------
@@ -293,45 +296,67 @@ class CallManager:
         self.outbound.pop(call.sid, None)
 
     async def modify(self, request: ModifyRequest) -> None:
-        """API-24 (Status) and API-25 (new RCML) on a live call of this process."""
+        """API-24 (Status) and API-25 (new RCML) on a live call of this process.
+
+        New RCML on a parent inside a Dial ends the Dial at once without its action request
+        (:meth:`SteeredLeg.redirect <dialtone.calls.steering.SteeredLeg.redirect>`); on an
+        answered branch it takes the branch out of its Dial as a call of its own
+        (:mod:`dialtone.calls.child`); a branch not answered yet is refused (21220).
+        """
         sid = request.call_sid
         document = request.twiml
         if document is None and request.url is not None:
-            document = _redirect_document(request.url, request.method, self.services.public_url)
+            document = redirect_document(request.url, request.method, self.services.public_url)
         outbound = self.outbound.get(sid)
         inbound = self.calls.get(sid)
+        child = self.children.get(sid)
         if outbound is not None:
             if request.status == "canceled":
                 outbound.cancel()
             elif request.status == "completed":
                 outbound.end()
             elif document is not None:
-                if outbound.dialing:
-                    raise CallControlError(
-                        400, 21220, f"Call {sid} is in a Dial: not supported yet"
-                    )
                 outbound.redirect(document)
             return
-        if inbound is not None:
+        if inbound is not None or child is not None:
+            call = inbound or child
+            assert call is not None
             if request.status is not None:
-                inbound.end_by_api(request.status)
+                call.end_by_api(request.status)
             elif document is not None:
-                if inbound.dialing:
-                    raise CallControlError(
-                        400, 21220, f"Call {sid} is in a Dial: not supported yet"
-                    )
-                inbound.redirect(document)
+                call.redirect(document)
             return
         for branch, dial in list(self._branches.values()):
-            if branch.sid == sid and not branch.ended:
+            if branch.sid == sid and not branch.ended and not branch.detached:
                 if request.status is not None:
                     if request.status == "completed" or not branch.answered:
                         dial.cancel_branch(branch)
                     return
-                raise CallControlError(
-                    400, 21220, f"Call {sid} is a Dial branch: new RCML is not supported yet"
-                )
+                assert document is not None
+                self._leave_dial(branch, dial, document)
+                return
         raise CallControlError(400, 21220, f"Call {sid} is not in progress")
+
+    def _leave_dial(self, branch: BranchLeg, dial: DialRun, document: Document) -> None:
+        """API-25 on an answered branch: it becomes a call of its own, found by its CallSid
+        and its Call-ID from now on (responses and in-dialog requests go to it)."""
+        child = leave_dial(
+            dial, branch, signalling=self, dialer=self._dialer, on_end=self._child_ended
+        )
+        if branch.transaction is not None:
+            self._branches.pop(branch.transaction, None)
+        self._branch_calls.pop(child.call_id, None)
+        self._child_calls[child.call_id] = child
+        self.children[child.sid] = child
+        task = asyncio.get_running_loop().create_task(child.run(document), name=f"call {child.sid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info("call.left_dial", call_sid=child.sid, parent_call_sid=dial.parent.call_sid)
+
+    def _child_ended(self, child: ChildCall) -> None:
+        self.children.pop(child.sid, None)
+        self._child_calls.pop(child.call_id, None)
+        self.arm_timer()
 
     # -- Signalling (the Dial's SIP) -------------------------------------------------------
 
@@ -378,9 +403,12 @@ class CallManager:
         found = self._branches.get(event.transaction) if event.transaction else None
         if found is None and event.transaction is None:
             found = self._branch_calls.get(response.call_id)
+        child = self._child_calls.get(response.call_id) if found is None else None
         if found is not None:
             branch, dial = found
             dial.on_response(branch, response)
+        elif child is not None:
+            child.on_response(response)
         elif 200 <= response.status < 300 and _is_invite(response):
             result = self.dialogs.on_stray_2xx(response)  # nobody wants it: ACK + BYE
             peer = event.peer
@@ -449,6 +477,16 @@ class CallManager:
             if handled.ended:
                 dial.callee_bye(branch)
             return handled.response
+        child = self._child_calls.get(request.call_id)
+        if child is not None:  # a branch that left its Dial (API-25)
+            if handled.dtmf is not None:
+                child.media.receive_digit(handled.dtmf.digit)
+            if handled.media is not None:
+                configure_from(child.media, handled.media)
+            if handled.ended:
+                child.callee_bye()
+            self.arm_timer()
+            return handled.response
         dialog = self.dialogs.find(request)
         call = self._by_dialog.get(dialog.id) if dialog is not None else None
         if call is None:
@@ -495,8 +533,9 @@ class CallManager:
         self.arm_timer()
 
     def count(self) -> int:
-        """Live calls (inbound and outbound-api; branches are part of their Dial)."""
-        return len(self.calls) + len(self.outbound)
+        """Live calls (inbound, outbound-api, branches that left their Dial; the other
+        branches are part of their Dial)."""
+        return len(self.calls) + len(self.outbound) + len(self.children)
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls, end live ones (CB-13), wait for their tasks."""
@@ -505,13 +544,15 @@ class CallManager:
             call.shutdown()
         for outbound in list(self.outbound.values()):
             outbound.end()
+        for child in list(self.children.values()):
+            child.shutdown()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
         if self._timer is not None:
             self._timer.cancel()
 
 
-def _redirect_document(url: str, method: str, base: str) -> Document:
+def redirect_document(url: str, method: str, base: str) -> Document:
     """API-25 with ``Url``: a document whose ``<Redirect>`` fetches it with the call's
     parameters (the fetch, its errors and their Notifications are the call's own)."""
     escaped = url.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")

@@ -25,6 +25,7 @@ from dialtone.calls.dial import DialRun, DialSettings, Signalling
 from dialtone.calls.fork import BranchEnded, BranchEvent, Bridge, BridgeEnd
 from dialtone.calls.leg import Leg
 from dialtone.calls.services import CallServices
+from dialtone.calls.steering import DialSlot
 from dialtone.calls.targets import Target
 from dialtone.media.session import MediaSession
 from dialtone.rcml.context import CallGone, CallState, DialResult
@@ -151,7 +152,8 @@ class OutboundCall(Leg):
         self._attempts: Attempts | None = None
         self._rcml: asyncio.Task[None] | None = None
         self._next: Document | None = request.twiml
-        self._dialing: DialRun | None = None
+        self._dial = DialSlot()
+        self._digits_sent = False
         self._ended = False
         self._answered_at: float | None = None
 
@@ -190,6 +192,7 @@ class OutboundCall(Leg):
             log.exception("call.failed", call_sid=self.sid)
         finally:
             self._finish(result)
+            await self._dial.drain()  # a Dial it left by a redirect: its branches' ends
             if not self.media.closed:  # no attempt went out (API-21: no device): still ours
                 with contextlib.suppress(Exception):
                     await self.media.close()
@@ -218,9 +221,9 @@ class OutboundCall(Leg):
             self._status = "completed"
         self._gone.set()
         self.media.stop_playback()
-        if self._dialing is not None:
-            self._dialing.caller_gone()
-        elif self._rcml is not None and self._rcml is not asyncio.current_task():
+        if self._dial.caller_gone():
+            return  # DIAL-43: the Dial ends, then its action request
+        if self._rcml is not None and self._rcml is not asyncio.current_task():
             self._rcml.cancel()
 
     def cancel(self) -> None:
@@ -237,16 +240,19 @@ class OutboundCall(Leg):
             self.cancel()
 
     def redirect(self, document: Document) -> None:
-        """API-25: run ``document`` now (answered) or when the call answers."""
+        """API-25: run ``document`` now (answered) or when the call answers; a Dial
+        running ends at once and its action URL is not requested."""
         self._next = document
         if self._answered and self._rcml is not None and not self._ended:
+            self._dial.leave()
+            self.media.stop_playback()
             self._rcml.cancel()
             self._rcml = asyncio.get_running_loop().create_task(self._run_rcml())
 
     @property
     def dialing(self) -> bool:
         """Whether a Dial of this call's RCML is running."""
-        return self._dialing is not None
+        return self._dial.active
 
     async def _run_rcml(self) -> None:
         try:
@@ -266,7 +272,8 @@ class OutboundCall(Leg):
             if document is None:
                 await self.fail()
                 return
-            if request.send_digits:
+            if request.send_digits and not self._digits_sent:  # once, not per redirect
+                self._digits_sent = True
                 await self.send_digits(request.send_digits)
             await run_call(self, document)
         except (CallGone, asyncio.CancelledError):
@@ -318,12 +325,7 @@ class OutboundCall(Leg):
     async def dial(self, node: Dial) -> DialResult:
         """A Dial from the call's RCML: this call is the (answered) parent."""
         self._check()
-        run = self._dialer(self, node)
-        self._dialing = run
-        try:
-            return await run.run()
-        finally:
-            self._dialing = None
+        return await self._dial.dial(self._dialer(self, node))
 
     async def hangup(self) -> None:
         """BYE (DOC-11): the attempts' winner is ended."""
