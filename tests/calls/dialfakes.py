@@ -380,6 +380,7 @@ class FakeCallbacks:
         auth_token: str,
         timestamp: datetime,
         last: bool = False,
+        ready: object = None,
     ) -> int:
         assert auth_token == TOKEN
         key = (call_sid, url.split("#", 1)[0])

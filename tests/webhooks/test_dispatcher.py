@@ -326,3 +326,22 @@ async def test_real_lane_order_and_parallel_lanes(
             assert earlier.responded is not None and later.arrived >= earlier.responded - 0.01
     firsts = [app.requests_to(f"/{leg}")[0].arrived for leg in "abc"]
     assert max(firsts) - min(firsts) < 0.15
+
+
+async def test_a_callback_waits_for_its_call_row(sleeper: FakeSleeper) -> None:
+    """An app acting on ``initiated`` (POST /Calls/{Sid}) must find the call: the request
+    goes out only once the row it names is written (``ready``)."""
+    server = Server(sleeper)
+    written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async with lanes(sleeper, server) as (dispatcher, _):
+        params = status_callback_params(BOB, status="initiated")
+        dispatcher.fire(
+            BOB.call_sid, CB, "POST", params, auth_token=TOKEN, timestamp=WHEN, ready=written
+        )
+        fire(dispatcher, "ringing")  # the same lane: behind it, in order
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert server.seen == [] and dispatcher.pending_count() == 2
+        written.set_result(True)
+        assert await sleeper.run(dispatcher.drain(60))
+    assert server.numbers == [0, 1]

@@ -61,6 +61,7 @@ from dialtone.calls.fork import (
     StopWhisper,
     Warn,
 )
+from dialtone.calls.records import Receipt
 from dialtone.calls.services import CallServices
 from dialtone.calls.targets import Target, branch_targets, resolve_host
 from dialtone.media.ports import NoMediaPorts
@@ -118,6 +119,7 @@ class DialRun:
         self._caller_gone = False
         self._left = False  # API-25 on the parent: nobody waits for the outcome
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rows: dict[str, Receipt] = {}  # each branch's Call row being written
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ class DialRun:
             api_version=parent.api_version,
             parent_call_sid=parent.call_sid,
         )
-        self.services.records.create(
+        self._rows[sid] = self.services.records.create(
             sid,
             account_sid=parent.account_sid,
             direction="outbound-dial",
@@ -535,6 +537,7 @@ class DialRun:
             auth_token=self.services.auth_token,
             timestamp=now,
             last=completed,
+            ready=self._rows.get(branch.sid),
         )
 
     def _ended(self, command: BranchEnded) -> None:

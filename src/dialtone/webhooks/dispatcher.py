@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -80,6 +80,7 @@ class _Callback:
     method: str
     params: tuple[tuple[str, str], ...]
     auth_token: str
+    ready: Awaitable[object] | None = None
 
 
 @dataclass(slots=True)
@@ -128,6 +129,7 @@ class CallbackDispatcher:
         auth_token: str,
         timestamp: datetime,
         last: bool = False,
+        ready: Awaitable[object] | None = None,
     ) -> int:
         """Queue a status callback and return its SequenceNumber; never blocks (CB-11).
 
@@ -136,7 +138,9 @@ class CallbackDispatcher:
         ``Timestamp`` (when the event occurred, ``timestamp``) are set here, replacing any
         given.  ``last`` says nothing more will fire on this lane (the ``completed`` event,
         CB-8): the lane's counter is then forgotten, so a later ``fire`` would start at 0.
-        Must be called from the event loop's thread.
+        ``ready`` (the call's row being written) is awaited before the request goes out, so
+        an app that acts on the callback finds the call in the API.  Must be called from
+        the event loop's thread.
         """
         method = method.upper()
         if method not in ("GET", "POST"):
@@ -148,7 +152,7 @@ class CallbackDispatcher:
         stamped = [(n, v) for n, v in params if n not in ("SequenceNumber", "Timestamp")]
         stamped += [("SequenceNumber", str(number)), ("Timestamp", format_timestamp(timestamp))]
         stamped.sort(key=lambda pair: pair[0])
-        callback = _Callback(number, url, method, tuple(stamped), auth_token)
+        callback = _Callback(number, url, method, tuple(stamped), auth_token, ready)
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane(key)
@@ -200,6 +204,8 @@ class CallbackDispatcher:
         try:
             while lane.waiting:
                 callback = lane.current = lane.waiting.popleft()
+                if callback.ready is not None:  # the Call row first (it never raises)
+                    await callback.ready
                 outcome = await self._send(callback)
                 lane.current = None
                 if not outcome.ok and outcome.error is not None:
