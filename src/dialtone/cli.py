@@ -91,8 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a busy thread keeps the GIL when another asks for it (Python's default: 5 ms).
+
+The database driver (aiosqlite) runs SQLite in a thread that gives the GIL up on every
+statement and row; while the event loop is busy, each time it wants the GIL back it waits a
+whole switch interval.  With 5 ms a 500-row batch of call records took 16 s on a loaded
+loop and timed out (records lost); with 1 ms it takes under 1 s (bench notes, 2026-12-02).
+"""
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when it is installed (design.md §5), else asyncio."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         import uvloop
     except ImportError:
