@@ -218,6 +218,7 @@ class SipStack:
         return {
             "records_pending": records["pending"],
             "records_lost": records["failed"] + records["dropped"],
+            "calls_refused_overload": self.calls.overload_refusals if self.calls else 0,
             "calls": self.calls.count() if self.calls else 0,
             "sip_dialogs": self.calls.dialogs.count() if self.calls else 0,
             "media_ports": self.media.in_use(),

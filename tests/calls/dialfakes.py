@@ -304,6 +304,9 @@ class FakeRecords:
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
         self.notifications: list[dict[str, Any]] = []
 
+    def backlog(self) -> int:
+        return 0
+
     def create(self, call_sid: str, **fields: Any) -> None:
         assert call_sid not in self.rows, f"{call_sid} created twice"
         self.rows[call_sid] = dict(fields, sid=call_sid, answer_time=None, end_time=None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dialtone.calls.manager import CallManager
+from dialtone.calls.manager import OVERLOAD_BACKLOG, CallManager
 from dialtone.calls.routing import NumberRecord
 from dialtone.calls.services import CallServices
 from dialtone.registrar.auth import Authenticator
@@ -58,6 +58,10 @@ class Recorder:
     def __init__(self) -> None:
         self.responses: list[tuple[str, Response]] = []
         self.notifications: list[dict[str, Any]] = []
+        self.pending = 0
+
+    def backlog(self) -> int:
+        return self.pending
 
     def respond(self, transaction: str, response: Response) -> None:
         self.responses.append((transaction, response))
@@ -199,4 +203,21 @@ async def test_storage_failure_while_routing_answers_500_once(cancelled: bool) -
     directory.gate.set()
     await settle(manager)
     assert statuses(recorder) == ([487] if cancelled else [500])
+    assert_nothing_left(manager, media)
+
+
+async def test_an_overloaded_records_writer_turns_new_calls_away_with_503() -> None:
+    manager, directory, recorder, media = make_manager()
+    recorder.pending = OVERLOAD_BACKLOG
+    manager.invite(invite(), PEER, INVITE_TX)
+    refused = recorder.responses[0][1]
+    assert (refused.status, refused.reason) == (503, "Overloaded")
+    assert refused.headers.get("Retry-After") == "5"
+    assert directory.lookups == 0 and manager.overload_refusals == 1
+    recorder.pending = OVERLOAD_BACKLOG - 1  # negative control: just below, it routes
+    manager.invite(invite(), PEER, "s-second")
+    await asyncio.sleep(0)
+    assert directory.lookups == 1
+    directory.gate.set()
+    await settle(manager)
     assert_nothing_left(manager, media)

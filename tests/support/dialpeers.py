@@ -28,6 +28,7 @@ from tests.support.sipp import SCENARIOS, SippResult
 __all__ = [
     "ContactRegistrar",
     "RtpSink",
+    "RtpStream",
     "SippPeer",
     "SippPeers",
     "TracedMessage",
@@ -156,6 +157,68 @@ class RtpSink:
             thread.join(2)
         self._thread.join(2)
         self.sock.close()
+
+
+class RtpStream:
+    """RTP from an :class:`RtpSink`'s socket (the address the sink stands for in SDP) to
+    ``host:port``, one packet every 20 ms until :meth:`stop` (or ``seconds``, or the sink's
+    close): 160 bytes of ``fill`` in payload type ``pt``, both changeable while it runs
+    (:meth:`switch`, to follow a re-INVITE that changes the codec).  One SSRC, consecutive
+    sequence numbers and timestamps across a switch, as a phone changing codec sends.
+    ``switches`` holds ``(wall-clock time, fill, pt)`` of the start and of every switch.
+    """
+
+    def __init__(
+        self,
+        sink: RtpSink,
+        port: int,
+        fill: int,
+        pt: int = 0,
+        *,
+        seconds: float = 40.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.sink = sink
+        self.target = (host, port)
+        self._lock = threading.Lock()
+        self._fill, self._pt = fill, pt
+        self.switches: list[tuple[float, int, int]] = [(time.time(), fill, pt)]
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        sink._senders.append(self._thread)  # joined by sink.close(), which also stops it
+        self._thread.start()
+
+    def switch(self, fill: int, pt: int) -> None:
+        """From the next packet on, send ``fill`` in payload type ``pt``."""
+        with self._lock:
+            self._fill, self._pt = fill, pt
+            self.switches.append((time.time(), fill, pt))
+
+    def stop(self) -> None:
+        """Stop sending (idempotent); returns when the sender thread has ended."""
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self, seconds: float) -> None:
+        ssrc, seq, stamp = secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)
+        start = time.monotonic()
+        for n in range(int(seconds / 0.02)):
+            if self._stop.is_set() or self.sink._stop.is_set():
+                return
+            with self._lock:
+                fill, pt = self._fill, self._pt
+            header = struct.pack(
+                "!BBHII", 0x80, pt, (seq + n) & 0xFFFF, (stamp + 160 * n) & 0xFFFFFFFF, ssrc
+            )
+            try:
+                self.sink.sock.sendto(header + bytes([fill]) * 160, self.target)
+            except OSError:
+                return
+            self.sent += 1
+            delay = start + (n + 1) * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
 
 
 def _read(path: Path) -> str:

@@ -41,6 +41,10 @@ from dialtone.sip.sdp import SdpError, negotiate_answer, parse_sdp
 
 log = structlog.get_logger("dialtone.calls")
 
+OVERLOAD_BACKLOG = 5_000
+"""Call-record writes waiting (half the records queue): above it new INVITEs get 503 with
+Retry-After, so an overloaded server sheds calls instead of dropping their records."""
+
 
 class Directory(Protocol):
     """Storage lookups routing needs."""
@@ -91,6 +95,7 @@ class CallManager:
         self._routing: dict[str, bool] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.accepting = True
+        self.overload_refusals = 0  # INVITEs refused because records fell behind
         services.forget = self._forget
         services.dialog_changed = self.arm_timer
 
@@ -100,6 +105,10 @@ class CallManager:
         """A new INVITE (no To tag): authenticate a calling Client, then route it (async)."""
         if not self.accepting:
             self._refuse(request, transaction, 503, "Shutting Down")
+            return
+        if self.services.records.backlog() >= OVERLOAD_BACKLOG:
+            self.overload_refusals += 1
+            self._refuse(request, transaction, 503, "Overloaded", [("Retry-After", "5")])
             return
         try:
             from_uri = request.from_.uri
@@ -476,6 +485,7 @@ class CallManager:
                 configure_from(branch.media, handled.media)
             if handled.ended:
                 dial.callee_bye(branch)
+            self.arm_timer()  # a 2xx to its re-INVITE is retransmitted until the ACK
             return handled.response
         child = self._child_calls.get(request.call_id)
         if child is not None:  # a branch that left its Dial (API-25)
@@ -517,10 +527,16 @@ class CallManager:
         for event in self.dialogs.on_timer(self.services.loop_time()):
             if isinstance(event, Resend) and event.transaction is not None:
                 self.services.respond(event.transaction, event.response)
-            elif isinstance(event, AckTimeout):
+            elif isinstance(event, AckTimeout):  # §13.3.1.4: no ACK for our 2xx: BYE
                 call = self._by_dialog.get(event.dialog.id)
+                branch = self._branch_calls.get(event.dialog.call_id)
+                child = self._child_calls.get(event.dialog.call_id)
                 if call is not None:
                     call.ack_timeout()
+                elif branch is not None:
+                    branch[1].cancel_branch(branch[0])
+                elif child is not None:
+                    child.end_by_api("completed")
         self.arm_timer()
 
     # -- bookkeeping ------------------------------------------------------------------------------

@@ -325,6 +325,11 @@ class CallRecords:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
 
+    def backlog(self) -> int:
+        """Writes queued or being applied.  A server whose backlog grows cannot keep up; the
+        call manager refuses new calls then (503) rather than lose records later."""
+        return self._pending()
+
     def live_count(self) -> int:
         """Calls created and not yet finished through this service."""
         return len(self._live)
