@@ -50,9 +50,14 @@ class UasStep:
         return [
             shutil.which("sipp") or "sipp",
             "-sf", str(SCENARIO),
-            "-i", LOOPBACK, "-p", str(self.port), "-mp", str(self.media_port),
+            "-i", LOOPBACK, "-ci", LOOPBACK,
+            "-p", str(self.port), "-mp", str(self.media_port),
             "-t", "u1",
             "-m", str(self.calls),
+            # The registrar's keep-alive OPTIONS (REG-6, every 60 s) reaches this port:
+            # answer it 200 without counting it as one of the `-m` calls (else the step's
+            # last INVITE finds SIPp gone and ends no-answer).
+            "-aa",
             "-set", "hold_ms", str(self.hold_ms),
             *BUFFERS,
             "-timeout", f"{self.timeout_s}s", "-timeout_error",
