@@ -143,6 +143,9 @@ def run_steps(
             time.sleep(args.pause_seconds)
             tries = 0
             while True:
+                # A fresh REGISTER puts the registrar's keep-alive OPTIONS (REG-6, 60 s
+                # after the binding was last heard from) off past this step.
+                dialtone.register(cfg.sip_port, LOGIN, PASSWORD, device_port)
                 step = run_step(
                     target, rate=rate, seconds=args.step_seconds, label=f"r{rate}-{tries}", **common
                 )

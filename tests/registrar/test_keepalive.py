@@ -67,3 +67,14 @@ def test_restored_bindings_are_spread_over_one_interval() -> None:
         per_second.append(len(due))
     assert sum(per_second) == 200  # every binding pinged once within the interval
     assert max(per_second) < 20  # about 1/60 of them per second, not all at once
+
+
+def test_a_refreshing_register_puts_the_next_ping_off() -> None:
+    loc, ka = setup()
+    assert ka.due(1) == []
+    loc.update(  # the same contact refreshed at t=50 (a new Call-ID, as phones do)
+        "CLa", [ContactUpdate("sip:a@1", 3600)], "d", 1, Source("udp", "127.0.0.1", 1), now=50
+    )
+    assert ka.due(60) == [], "heard from at 50: no ping at 60"
+    assert ka.due(109) == []
+    assert [b.contact for b in ka.due(110)] == ["sip:a@1"]

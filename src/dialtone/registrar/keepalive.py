@@ -38,6 +38,8 @@ class KeepAlive:
                 # restored after a restart are spread over one interval, not pinged at once.
                 spread = (hash(key) % 1000) / 1000 * self.interval
                 last = self._last[key] = max(binding.updated_at, now - self.interval + spread)
+            elif binding.updated_at > last:  # a REGISTER refreshed it: heard from just now
+                last = self._last[key] = binding.updated_at
             if key not in pinging and now - last >= self.interval and binding.expires_at > now:
                 out.append(binding)
         for stale in [k for k in self._last if k not in seen]:
