@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -139,9 +140,24 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await server.start()
+        settle_heap()
         await stop.wait()
     finally:
         await server.stop()
+
+
+def settle_heap() -> None:
+    """Once started: collect, then freeze what start-up built out of the cyclic GC's sight.
+
+    Modules, the ASGI app, compiled statements and caches live as long as the process; left in
+    the collector's oldest generation, every full collection walks them all again (about 80 ms
+    on the benchmark machine, a pause every call in progress feels).  ``gc.freeze`` moves them
+    to a permanent generation, as CPython's documentation advises for servers.  Only
+    ``dialtone serve`` calls this: a test process starts many servers and must not pin them.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("heap.settled", frozen_objects=gc.get_freeze_count())
 
 
 def check_data_dir(path: Path) -> None:

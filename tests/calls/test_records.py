@@ -8,6 +8,7 @@ database never raises into the caller.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,12 @@ from structlog.testing import capture_logs
 from dialtone import ids
 from dialtone.calls.records import CallRecords, call_duration, form_encode, trim_body
 from dialtone.storage import database
+from dialtone.storage.call_store import (
+    SessionCallStore,
+    SqliteCallStore,
+    WritePlan,
+    open_call_store,
+)
 from dialtone.storage.database import Database
 from dialtone.storage.models import Account, Call, Notification
 from dialtone.storage.repository import Calls, Notifications
@@ -65,11 +72,23 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.fixture
-async def records(db: Database) -> AsyncIterator[CallRecords]:
-    service = CallRecords(db, FakeClock(utc=T0), public_url=PUBLIC + "/", retry_delays=FAST)
+@pytest.fixture(params=["sqlite", "session"])
+async def records(db: Database, request: pytest.FixtureRequest) -> AsyncIterator[CallRecords]:
+    """Each test twice: through the embedded SQLite store and through the session store."""
+    assert db.sqlite_path is not None
+    store = SqliteCallStore(db.sqlite_path) if request.param == "sqlite" else SessionCallStore(db)
+    service = CallRecords(
+        db, FakeClock(utc=T0), public_url=PUBLIC + "/", retry_delays=FAST, store=store
+    )
     yield service
     await service.close()
+
+
+def test_a_sqlite_file_database_gets_the_sqlite_store(db: Database) -> None:
+    assert isinstance(open_call_store(db), SqliteCallStore)
+    assert isinstance(open_call_store(Flaky(db)), SessionCallStore)
+    assert Database("sqlite+aiosqlite://").sqlite_path is None
+    assert Database("sqlite+aiosqlite:///:memory:").sqlite_path is None
 
 
 def create(records: CallRecords, sid: str | None = None, **overrides: object) -> str:
@@ -368,6 +387,43 @@ async def test_transient_failures_are_retried_then_written(db: Database) -> None
         assert await records.finish(sid, "failed", T0) is True
     assert (await load(db, sid)).status == "failed"
     assert records.stats()["retried"] == 2 and records.stats()["failed"] == 0
+    await records.close()
+
+
+async def test_the_sqlite_store_retries_while_another_connection_holds_the_lock(
+    db: Database,
+) -> None:
+    assert db.sqlite_path is not None
+    other = sqlite3.connect(db.sqlite_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the API's writer, say, in the middle of a transaction
+    locked_twice = asyncio.Event()
+
+    class Watched(SqliteCallStore):
+        failures = 0
+
+        async def write(self, plan: WritePlan) -> set[str]:
+            try:
+                return await super().write(plan)
+            except sqlite3.OperationalError:
+                self.failures += 1
+                if self.failures == 2:
+                    locked_twice.set()
+                raise
+
+    store = Watched(db.sqlite_path)
+    records = CallRecords(
+        db, FakeClock(utc=T0), public_url=PUBLIC, retry_delays=(0.0,) * 100, store=store
+    )
+    with capture_logs() as logs:
+        sid = create(records)
+        await locked_twice.wait()
+        assert records.stats()["written"] == 0
+        other.execute("COMMIT")
+        assert await records.finish(sid, "completed", T0) is True
+    other.close()
+    assert (await load(db, sid)).status == "completed"
+    assert {e["event"] for e in logs} == {"records.retrying"}
+    assert "locked" in logs[0]["error"]
     await records.close()
 
 

@@ -3,9 +3,11 @@
 Every write method returns at once: it validates its arguments, queues the write and returns
 a :class:`Receipt`.  One writer task applies the queue in issue order, taking everything
 queued so far (up to ``max_batch`` writes) into one transaction: the creates of the batch are
-one multi-row INSERT, its updates and finishes are merged per call into one UPDATE (or into
-that call's INSERT when the call was created in the same batch), its Notifications one more
-INSERT.  So ``create`` → ``update`` → ``finish`` of a call land in order even when issued
+one INSERT executed over all their rows, its updates and finishes are merged per call into one
+UPDATE by CallSid (or into that call's INSERT when the call was created in the same batch),
+its Notifications one more INSERT.  The SQL is the store's (:mod:`dialtone.storage.call_store`:
+``sqlite3`` on the loop's thread for the embedded SQLite file, an ``AsyncSession`` otherwise).
+So ``create`` → ``update`` → ``finish`` of a call land in order even when issued
 back-to-back without awaiting, a quiet server writes each change at once, and a busy one
 spends one transaction on hundreds of changes instead of one each.
 
@@ -27,23 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections import deque
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import structlog
-from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialtone import ids
 from dialtone.clock import Clock
-from dialtone.storage.models import Call, Notification
+from dialtone.storage.call_store import CallStore, SessionSource, WritePlan, open_call_store
+from dialtone.storage.models import Call
 
 logger = structlog.get_logger("dialtone.calls.records")
 
@@ -60,14 +61,6 @@ _FIXED: Final = frozenset({"id", "sid", "account_sid", "date_created", "date_upd
 _LOGGED: Final = ("account_sid", "call_sid", "error_code", "log", "message_text", "request_url")
 """What the log line of a Notification carries (besides its SID): no bodies, no parameters."""
 _USERINFO: Final = re.compile(r"(://)[^/\s@]+@")
-
-
-class SessionSource(Protocol):
-    """Where transactions come from: :class:`dialtone.storage.database.Database`."""
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session inside one transaction, committed when the block succeeds."""
-        ...
 
 
 def call_duration(answer_time: datetime | None, end_time: datetime) -> int:
@@ -122,8 +115,6 @@ class Receipt:
 
 _CALL_FIELDS: Final = tuple(prop.key for prop in Call.__mapper__.attrs if prop.key != "id")
 """Every column an INSERT of a Call row names (absent values are NULL)."""
-_IN_CHUNK: Final = 500
-"""How many CallSids one ``IN (…)`` lookup names (SQLite allows 999 bound variables)."""
 
 
 @dataclass(slots=True)
@@ -148,12 +139,14 @@ class CallRecords:
         clock: Clock,
         *,
         public_url: str,
+        store: CallStore | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         attempt_timeout: float = 5.0,
         max_pending: int = 10_000,
         max_batch: int = 500,
     ) -> None:
-        self._db, self._clock = db, clock
+        self._store = store or open_call_store(db)
+        self._clock = clock
         self._public_url = public_url.rstrip("/")
         self._retry_delays = tuple(retry_delays)
         self._attempt_timeout = attempt_timeout
@@ -324,6 +317,7 @@ class CallRecords:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
+        self._store.close()
 
     def backlog(self) -> int:
         """Writes queued or being applied.  A server whose backlog grows cannot keep up; the
@@ -404,8 +398,10 @@ class CallRecords:
         """Apply ``batch`` in one transaction; per write, whether it changed a row."""
         for attempt, delay in enumerate((*self._retry_delays, None), start=1):
             try:
-                async with asyncio.timeout(self._attempt_timeout), self._db.session() as tx:
-                    results = await _write_batch(tx, batch)
+                plan, depends = _plan(batch)
+                async with asyncio.timeout(self._attempt_timeout):
+                    missing = await self._store.write(plan)
+                results = [sid is not None and sid not in missing for sid in depends]
             except Exception as exc:
                 transient = _transient(exc)
                 if not transient and len(batch) > 1:
@@ -441,74 +437,49 @@ class CallRecords:
         getattr(logger, level)(event, suppressed=self._suppressed.pop(event, 0), **fields)
 
 
-async def _write_batch(session: AsyncSession, batch: Sequence[_Write]) -> list[bool]:
-    """Write ``batch`` through ``session``: three statements or so, whatever its size.
+def _plan(batch: Sequence[_Write]) -> tuple[WritePlan, list[str | None]]:
+    """The statements of ``batch`` and, per write, what its success depends on.
 
     A change of a call created earlier in the batch is merged into that call's INSERT; a
-    change of a stored call into one UPDATE by primary key per call; a change of a call that
-    is neither (never created, or created later) is "missing" (False).
+    change of any other call into one UPDATE by CallSid per call, which succeeds when the row
+    exists; a change of a call created later in the batch is "missing" at once.  Per write:
+    ``""`` (succeeds with the transaction), a CallSid (succeeds if that UPDATE found its row)
+    or None (missing).
     """
     created = {write.call_sid for write in batch if write.kind == "create"}
-    wanted = {w.call_sid for w in batch if w.kind in ("update", "finish")} - created
-    stored = await _stored_calls(session, [sid for sid in wanted if sid is not None])
+    plan = WritePlan()
     inserts: dict[str, dict[str, Any]] = {}
-    updates: dict[str, dict[str, Any]] = {}
-    notes: list[dict[str, Any]] = []
-    results: list[bool] = []
+    depends: list[str | None] = []
     for write in batch:
         sid = write.call_sid or ""
         if write.kind == "create":
             inserts[sid] = dict.fromkeys(_CALL_FIELDS) | write.values
+            plan.calls.append(inserts[sid])
         elif write.kind == "notify":
-            notes.append(write.values)
+            plan.notifications.append(write.values)
         elif sid in inserts:
-            _merge(inserts[sid], write, None)
-        elif sid in stored:
-            row_id, answer_time = stored[sid]
-            _merge(updates.setdefault(sid, {"id": row_id}), write, answer_time)
-        else:
-            results.append(False)
+            _merge(inserts[sid], write)
+        elif sid in created:  # its create comes later in the batch
+            depends.append(None)
             continue
-        results.append(True)
-    if inserts:
-        await session.execute(insert(Call), list(inserts.values()))
-    for group in _by_keys(updates.values()):
-        await session.execute(update(Call), group)
-    if notes:
-        await session.execute(insert(Notification), notes)
-    return results
+        else:
+            _merge(plan.changes.setdefault(sid, {}), write)
+            depends.append(sid)
+            continue
+        depends.append("")
+    return plan, depends
 
 
-async def _stored_calls(
-    session: AsyncSession, sids: Sequence[str]
-) -> dict[str, tuple[int, datetime | None]]:
-    """CallSid -> (row id, answer_time) of the stored calls among ``sids``."""
-    found: dict[str, tuple[int, datetime | None]] = {}
-    for start in range(0, len(sids), _IN_CHUNK):
-        chunk = sids[start : start + _IN_CHUNK]
-        query = select(Call.id, Call.sid, Call.answer_time).where(Call.sid.in_(chunk))
-        for row_id, sid, answer_time in await session.execute(query):
-            found[sid] = (row_id, answer_time)
-    return found
-
-
-def _merge(row: dict[str, Any], write: _Write, stored_answer: datetime | None) -> None:
+def _merge(row: dict[str, Any], write: _Write) -> None:
     """Fold an update or finish into the values ``row`` will be written with."""
     if write.kind == "finish":
-        # The answer time of the row, else the one remembered (its update was given up).
-        answer = row.get("answer_time", stored_answer) or write.answer_hint
+        # The answer time merged into the row, else the one remembered by update() (from an
+        # earlier batch, or given up).
+        answer = row.get("answer_time") or write.answer_hint
         if answer is not None:
             row["answer_time"] = answer
         row["duration"] = call_duration(answer, write.values["end_time"])
     row.update(write.values)
-
-
-def _by_keys(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by the columns they set: one executemany UPDATE per group."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
-    return list(groups.values())
 
 
 def _check(name: str, value: Any) -> None:
@@ -520,6 +491,8 @@ def _check(name: str, value: Any) -> None:
 
 def _transient(exc: BaseException) -> bool:
     """Whether trying again may help (a locked, unreachable or slow database)."""
+    if isinstance(exc, sqlite3.OperationalError):  # locked, busy, cannot open (the SQLite store)
+        return True
     if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError):

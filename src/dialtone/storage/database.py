@@ -34,6 +34,13 @@ class Database:
         except ArgumentError:
             raise StartupError(f"database URL {url!r} is not a SQLAlchemy URL") from None
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        database = parsed.database if self.is_sqlite else None
+        self.sqlite_path: Path | None = (
+            Path(database)
+            if database and database != ":memory:" and "mode=memory" not in url
+            else None
+        )
+        """The SQLite database file, when there is one (the call records write it directly)."""
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
             kwargs["pool_pre_ping"] = True
