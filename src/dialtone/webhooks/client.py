@@ -33,7 +33,7 @@ import httpx
 
 from dialtone import __version__
 from dialtone.errors import DialtoneError
-from dialtone.webhooks import urls
+from dialtone.webhooks import http11, urls
 from dialtone.webhooks.signing import SIGNATURE_HEADER, requested_url, signature
 from dialtone.webhooks.urls import ConnectionSettings, RequestKind, Target
 
@@ -232,12 +232,16 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
 
 
 class WebhookClient:
-    """Sends webhook requests (HOOK-1..HOOK-8, HOOK-10) over one shared connection pool.
+    """Sends webhook requests (HOOK-1..HOOK-8, HOOK-10) over shared connection pools.
 
-    ``sleeper`` supplies time and waits (default: the event loop's); ``transport`` replaces
-    the network (``httpx.MockTransport`` in tests); ``trust_env`` lets httpx read proxy and
-    certificate settings from the environment (off: webhooks go straight to the app).
-    Use as ``async with WebhookClient() as client`` or call :meth:`aclose`.
+    Plain ``http://`` goes through :mod:`dialtone.webhooks.http11` (a lean keep-alive pool:
+    about 50 µs of CPU a request, against about 1 ms through httpx, which was a quarter of
+    the server's CPU under call load); ``https://`` through httpx.  ``sleeper`` supplies time
+    and waits (default: the event loop's); ``transport`` replaces the network for both
+    (``httpx.MockTransport`` in tests); ``trust_env`` lets httpx read proxy and certificate
+    settings from the environment (off: webhooks go straight to the app; on, http goes
+    through httpx too, so its proxy settings apply).  Use as ``async with WebhookClient() as
+    client`` or call :meth:`aclose`.
     """
 
     def __init__(
@@ -259,9 +263,13 @@ class WebhookClient:
             follow_redirects=False,
             headers={"User-Agent": user_agent},
         )
+        native = transport is None and not trust_env
+        self._native = http11.ConnectionPool(user_agent=user_agent) if native else None
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
+        if self._native is not None:
+            await self._native.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:
@@ -408,6 +416,8 @@ class WebhookClient:
         if method == "POST":
             headers["Content-Type"] = _FORM
             content = urls.form_body(request.params)
+        if self._native is not None and url[:7].lower() == "http://":
+            return await self._native_hop(request, url, method, settings, headers, content)
         timeout = httpx.Timeout(None, connect=settings.connect_timeout)
         try:
             outgoing = self._http.build_request(
@@ -433,6 +443,56 @@ class WebhookClient:
         content_type = response.headers.get("content-type", "")
         reply = _Reply(signed, response.status_code, content_type, body, overflow)
         return reply, response.headers.get("location")
+
+    async def _native_hop(
+        self,
+        request: _Request,
+        url: str,
+        method: str,
+        settings: ConnectionSettings,
+        headers: dict[str, str],
+        content: bytes | None,
+    ) -> tuple[_Reply, str | None]:
+        """:meth:`_hop` over the http11 pool (plain http): same headers, signing, failures."""
+        assert self._native is not None
+        try:
+            scheme, host, _, target = http11.request_target(url)
+        except ValueError as exc:
+            raise request.fail(11100, f"cannot request {url!r} ({exc})") from None
+        signed = requested_url(scheme, host, urlsplit(url).port, target)
+        params = request.params if method == "POST" else None
+        lines = [*headers.items()] if request.rcml else [("Accept", "*/*"), *headers.items()]
+        lines.append((SIGNATURE_HEADER, signature(request.auth_token, signed, params)))
+        try:
+            response = await self._native.request(
+                method,
+                url,
+                lines,
+                content,
+                connect_timeout=settings.connect_timeout,
+                max_body=MAX_BODY,
+            )
+        except http11.HttpFailure as exc:
+            raise _native_failure(request, url, exc) from None
+        except ValueError as exc:
+            raise request.fail(11100, f"cannot request {url!r} ({exc})") from None
+        content_type = response.header("content-type") or ""
+        reply = _Reply(signed, response.status, content_type, response.body, response.overflow)
+        return reply, response.header("location")
+
+
+def _native_failure(request: _Request, url: str, exc: http11.HttpFailure) -> WebhookError:
+    """Map an http11 failure to its HOOK-7 code and HOOK-5 class (as for httpx's)."""
+    host = urlsplit(url).hostname or url
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, http11.ConnectTimeout):
+        ct = request.target.settings.ct
+        return request.fail(11205, f"could not connect to {host} within {ct} ms (ct)", "ct")
+    if isinstance(exc, http11.ConnectFailed):
+        if _caused_by(exc, socket.gaierror):
+            return request.fail(11210, f"cannot resolve host {host!r} ({detail})", "ct")
+        return request.fail(11205, f"could not connect to {host} ({detail})", "ct")
+    return request.fail(11205, f"no complete response from {host} ({detail})", "rt")
 
 
 def _transport_failure(request: _Request, url: str, exc: httpx.HTTPError) -> WebhookError:
