@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TextIO
 
 
@@ -42,6 +43,23 @@ class Recorder:
         line = f"hook {caller} {call_sid} {received:.6f} {answered:.6f}\n"
         with self._lock:
             self._stream.write(line)
+
+
+def log_offset(log: Path | None) -> int:
+    """Where the next line of the app's request log (`--log`) will start."""
+    return log.stat().st_size if log is not None and log.exists() else 0
+
+
+def hook_lines(log: Path | None, offset: int, keep: Path) -> list[str]:
+    """The app's `hook` lines written since `offset`, copied to `keep` for a latency step."""
+    if log is None or not log.exists():
+        return []
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.startswith("hook ")]
+    keep.write_text("\n".join(lines) + "\n" if lines else "")
+    return lines
 
 
 def handler_for(

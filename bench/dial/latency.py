@@ -16,6 +16,11 @@ ms at most): the Kamailio figures are the floor of this method.
 Figures, per call:
 
 * post-dial delay (PDD): caller INVITE sent → first branch INVITE received;
+  dialtone's own PDD is that minus the voice app's service time for the call's
+  VoiceUrl request (bench/common/voiceapp.py logs, on the same clock, when the
+  request line arrived and when its answer was written, with the request's
+  `From`): what the issue calls "webhook latency excluded" (the HTTP exchange
+  itself, both ends' socket work, stays in: it is dialtone's);
 * caller 180: caller INVITE sent → first 180/183 received by the caller, and
   → first 180/183 with a body (SDP: dialtone's DIAL-30 180 with ringback; a
   dialtone inbound call may send an SDP-less 180 before it runs the app);
@@ -38,6 +43,7 @@ from bench.common.stats import percentiles
 _UAC = re.compile(r"^uac (invite|ringing|answered) (\d+) ([\d.]+) ([\d.]+)(?: (\d+))?")
 _UAS = re.compile(r"^uas (invite|answer|cancel) ([\d.]+) ([\d.]+) (\S+)(.*)$")
 _FROM_USER = re.compile(r"sip:\+1999(\d+)@")
+_HOOK = re.compile(r"^hook \+1999(\d+) \S+ ([\d.]+) ([\d.]+)$")
 
 
 @dataclass
@@ -51,6 +57,7 @@ class CallTimes:
     branch_invites: list[float] = field(default_factory=list)
     winner_answer: float | None = None
     cancels: list[float] = field(default_factory=list)
+    webhook: float | None = None  # the voice app's service time for the call's first request
 
 
 def collect(caller_log: Path, callee_logs: list[Path]) -> tuple[dict[int, CallTimes], str]:
@@ -124,6 +131,7 @@ class Latency:
     calls: int
     pairing: str
     pdd: dict[str, float] | None
+    pdd_own: dict[str, float] | None  # minus the webhook's own service time (dialtone)
     ringing: dict[str, float] | None
     ringing_sdp: dict[str, float] | None
     answer_relay: dict[str, float] | None
@@ -133,10 +141,22 @@ class Latency:
     cancels_per_call: float
 
 
-def measure(rate: int, caller_log: Path, callee_logs: list[Path]) -> Latency:
+def _webhooks(hooks: Path | None, calls: dict[int, CallTimes]) -> None:
+    for line in log_lines(hooks):
+        match = _HOOK.match(line)
+        if match and int(match[1]) in calls:
+            call = calls[int(match[1])]
+            if call.webhook is None:  # the first request of the call: the VoiceUrl
+                call.webhook = float(match[3]) - float(match[2])
+
+
+def measure(
+    rate: int, caller_log: Path, callee_logs: list[Path], hooks: Path | None = None
+) -> Latency:
     """Latency distributions of one latency step."""
     calls, pairing = collect(caller_log, callee_logs)
-    pdd, ringing, ringing_sdp, relay, each, last = [], [], [], [], [], []
+    _webhooks(hooks, calls)
+    pdd, pdd_own, ringing, ringing_sdp, relay, each, last = [], [], [], [], [], [], []
     branches = cancels = 0
     for call in calls.values():
         if call.invite is None:
@@ -145,6 +165,8 @@ def measure(rate: int, caller_log: Path, callee_logs: list[Path]) -> Latency:
         cancels += len(call.cancels)
         if call.branch_invites:
             pdd.append(min(call.branch_invites) - call.invite)
+            if call.webhook is not None:
+                pdd_own.append(pdd[-1] - call.webhook)
         if call.ringing is not None:
             ringing.append(call.ringing - call.invite)
         if call.ringing_sdp is not None:
@@ -162,6 +184,7 @@ def measure(rate: int, caller_log: Path, callee_logs: list[Path]) -> Latency:
         calls=complete,
         pairing=pairing,
         pdd=percentiles(pdd),
+        pdd_own=percentiles(pdd_own),
         ringing=percentiles(ringing),
         ringing_sdp=percentiles(ringing_sdp),
         answer_relay=percentiles(relay),

@@ -34,7 +34,8 @@ class Plan:
 def _latency(specs: tuple[CalleeSpec, ...], rate: int, step: StepResult) -> Latency:
     caller_log = Path(step.log_files.get("caller", ""))
     callee_logs = [Path(step.log_files[s.login]) for s in specs if s.login in step.log_files]
-    return measure(rate, caller_log, callee_logs)
+    hooks = step.log_files.get("hooks")
+    return measure(rate, caller_log, callee_logs, Path(hooks) if hooks else None)
 
 
 def run_dial_target(

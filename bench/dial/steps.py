@@ -17,6 +17,7 @@ from bench.common.callstep import StepResult, StepSpec, caller_timeout, judge, r
 from bench.common.ports import free_ports
 from bench.common.server import Server
 from bench.common.sipp import SippFiles, caller_run, server_run
+from bench.common.voiceapp import hook_lines, log_offset
 from bench.dial.targets import CalleeSpec
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +73,11 @@ def run_step(
         trace_logs=trace_logs,
         extra=("-d", str(spec.hold_ms)),
     )
+    offset = log_offset(server.app_log)
     run_calls(result, server, caller, callees, spec.base, seconds=seconds, timeout=timeout)
+    if trace_logs and server.app_log is not None:
+        hooks = out / f"{server.name}-{label}-hooks.log"
+        hook_lines(server.app_log, offset, hooks)
+        result.log_files["hooks"] = str(hooks)
     judge(result, spec.base.criteria)
     return result

@@ -19,6 +19,7 @@ def section_name(fork: int) -> str:
 def _summary(results: dict[str, DialResult], fork: int) -> str:
     latencies = [
         ("post-dial delay (caller INVITE → first branch INVITE)", "pdd"),
+        ("own post-dial delay (the same minus the webhook's service time)", "pdd_own"),
         ("caller INVITE → first 180 at the caller", "ringing"),
         ("caller INVITE → first 180 with SDP at the caller", "ringing_sdp"),
         ("winner's 200 → 200 at the caller", "answer_relay"),
@@ -34,6 +35,7 @@ def _summary(results: dict[str, DialResult], fork: int) -> str:
 def _latency_table(latency: Latency, fork: int) -> str:
     entries = [
         ("post-dial delay: caller INVITE → first branch INVITE", latency.pdd),
+        ("own post-dial delay: the same minus the webhook's service time", latency.pdd_own),
         ("caller INVITE → first 180/183 at the caller", latency.ringing),
         ("caller INVITE → first 180/183 with SDP at the caller", latency.ringing_sdp),
         ("winner's 200 sent → 200 at the caller", latency.answer_relay),

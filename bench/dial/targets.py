@@ -75,7 +75,11 @@ def document(logins: list[str]) -> str:
 def start_dialtone(work: Path, callees: tuple[CalleeSpec, ...], options: TargetOptions) -> Server:
     """dialtone with the Clients, the number and the voice app; Clients registered."""
     logins = [spec.login for spec in callees]
-    server, rest, voice_url = start_dialtone_with_app(work, options.dialtone, document(logins))
+    app_log = work / "voice-app.requests.log"
+    app_log.unlink(missing_ok=True)
+    server, rest, voice_url = start_dialtone_with_app(
+        work, options.dialtone, document(logins), app_log=app_log
+    )
     try:
         passwords = {login: dialtone.password_for(login) for login in logins}
         for login, password in passwords.items():

@@ -27,6 +27,7 @@ from bench.common.procs import ManagedProcess
 from bench.common.server import Server
 from bench.common.sipp import SippFiles, SippRun, caller_run, server_run
 from bench.common.stats import percentiles
+from bench.common.voiceapp import hook_lines, log_offset
 
 HERE = Path(__file__).resolve().parent
 UAC = HERE / "uac_ivr.xml"  # the caller: SDP -> the sink, waits for the server's BYE
@@ -131,18 +132,6 @@ def _rtp_figures(result: IvrStep, summary: dict[str, Any] | None) -> None:
         )
 
 
-def _hook_lines(log: Path | None, offset: int, keep: Path) -> list[str]:
-    """The voice app's lines written since `offset`, copied to `keep` for the latency step."""
-    if log is None or not log.exists():
-        return []
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode(errors="replace")
-    lines = [line for line in text.splitlines() if line.startswith("hook ")]
-    keep.write_text("\n".join(lines) + "\n" if lines else "")
-    return lines
-
-
 def _hook_figures(result: IvrStep, lines: list[str]) -> None:
     services: list[float] = []
     for line in lines:
@@ -196,7 +185,7 @@ def run_step(
             trace_logs=trace_logs,
             extra=("-d", str(spec.say_ms)),  # the Say's length, then BYE
         )
-    offset = server.app_log.stat().st_size if server.app_log and server.app_log.exists() else 0
+    offset = log_offset(server.app_log)
     sink_out = out / f"{prefix}-rtp.json"
     sink_out.unlink(missing_ok=True)
     sink = (
@@ -227,7 +216,7 @@ def run_step(
     if sink is not None:
         _rtp_figures(result, read_sink(sink_out))
     hooks = out / f"{prefix}-hooks.log"
-    _hook_figures(result, _hook_lines(server.app_log, offset, hooks))
+    _hook_figures(result, hook_lines(server.app_log, offset, hooks))
     if trace_logs:
         result.log_files["hooks"] = str(hooks)
         if sink is not None:
