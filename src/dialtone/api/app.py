@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI
@@ -12,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dialtone import __version__
 from dialtone.api import accounts, calls, calls_write, clients, notifications, numbers
@@ -48,7 +48,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
-    app.middleware("http")(_log_request)
+    app.add_middleware(_RequestLog)
     return app
 
 
@@ -85,19 +85,39 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return _error_response(request, ApiError(20500, 500, "Internal server error"))
 
 
-async def _log_request(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    log.info(
-        "http.request",
-        method=request.method,
-        path=request.url.path,
-        status=response.status_code,
-        ms=round((time.perf_counter() - started) * 1000, 2),
-    )
-    return response
+class _RequestLog:
+    """Pure ASGI middleware: one ``http.request`` line per HTTP request.
+
+    Not ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs every request in a
+    task group with memory streams, which cost about a third of the API's CPU under load.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception before the response started
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 async def health() -> JSONResponse:

@@ -61,6 +61,12 @@ class NoDirectory:
         """Nothing to forget."""
 
 
+ACCOUNT_TTL = 5.0
+"""Seconds an authenticated account is reused without reading it again; every committed
+write request through this API forgets it at once, so this only bounds how long a change
+made past the API (another server on the same database) takes to apply."""
+
+
 @dataclass
 class ApiServices:
     """The objects the API layer works with, wired by the composition root."""
@@ -78,6 +84,29 @@ class ApiServices:
     has_outbound_proxy: bool | None = None
     """Whether number destinations can be dialled (API-20's 21214); None: whether
     ``settings.outbound_proxy`` is set."""
+
+    _accounts: dict[str, tuple[Account, float]] = field(default_factory=dict, repr=False)
+
+    def known_account(self, sid: str) -> Account | None:
+        """The account ``sid`` as read within the last :data:`ACCOUNT_TTL` s, if it was."""
+        entry = self._accounts.get(sid)
+        if entry is None or self.clock.monotonic() - entry[1] > ACCOUNT_TTL:
+            return None
+        return entry[0]
+
+    def remember_account(self, account: Account) -> None:
+        """Keep ``account`` for :meth:`known_account` (at most a few: one per server)."""
+        if len(self._accounts) >= 16:
+            self._accounts.clear()
+        # A copy outside any session: a rollback expires the attributes of loaded instances.
+        keys = [prop.key for prop in Account.__mapper__.column_attrs]
+        copy = Account(**{key: getattr(account, key) for key in keys})
+        self._accounts[account.sid] = (copy, self.clock.monotonic())
+
+    def committed(self) -> None:
+        """After a committed write request: forget cached accounts, then :attr:`changed`."""
+        self._accounts.clear()
+        self.changed()
 
     @property
     def can_dial_numbers(self) -> bool:
@@ -147,14 +176,19 @@ async def authenticated(request: Request, account_sid: str | None) -> AsyncItera
     credentials = basic_credentials(request)
     async with services.db.session() as session:
         user = credentials[0] if credentials else ""
-        account = check_credentials(await Accounts(session).get(user), credentials)
+        known = services.known_account(user)
+        if known is None:
+            known = await Accounts(session).get(user)
+            if known is not None:
+                services.remember_account(known)
+        account = check_credentials(known, credentials)
         if account_sid is not None and account_sid != account.sid:
             raise ApiError(
                 20403, 403, f"AccountSid {account_sid[:40]} is not the authenticated account"
             )
         yield Scope(services, session, account, flavour_of(request), request)
     if request.method not in ("GET", "HEAD"):  # committed: routing may have changed
-        services.changed()
+        services.committed()
 
 
 Handler = Callable[..., Awaitable[Response]]
