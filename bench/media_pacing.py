@@ -1,11 +1,11 @@
 """How many concurrent calls one core can pace: N sessions playing a tone, 10 s each.
 
 Run: ``.venv/bin/python bench/media_pacing.py [--counts 50,100,200,400] [--seconds 10]
-[--loop asyncio|uvloop|both] [--aligned] [--no-pin]``.
+[--loop asyncio|uvloop|both] [--aligned] [--no-pin] [--bridged]``.
 
 For each N, this process opens N :class:`~dialtone.media.local.LocalMediaSession` s on
-loopback, each with its own pacer (one task per stream, as in production), and plays a
-steady 440+480 Hz tone (PCMU) from each to a sink.  The sink is a *separate process*
+loopback, paced as in production (by the engine's media clock), and plays a steady
+440+480 Hz tone (PCMU) from each to a sink.  The sink is a *separate process*
 (on another CPU when there are two, unless ``--no-pin``) reading one UDP socket in a
 blocking loop and stamping each packet on arrival; it tells the N streams apart by
 SSRC (one socket for the N sinks keeps the sink cheap).  So the CPU figure is the
@@ -17,14 +17,21 @@ Reported per N, over ``--seconds`` after a 1 s warm-up:
 - CPU % of one core used by the pacing process, and µs of CPU per packet;
 - packets/s received (the target is N × 50) and packets lost (sequence gaps);
 - inter-packet jitter: |arrival gap − 20 ms| per stream, p50/p99/max over all gaps;
-- late/skipped ticks summed over the sessions (a pacer behind by ≥ 3 frames skips);
+- late/skipped ticks summed over the sessions (a clock behind by ≥ 3 frames skips);
 - the sink's CPU, and "other CPU": the machine's busy time (/proc/stat) minus both
   processes, in % of one core.  Jitter is only as good as the machine is quiet: on a
   shared machine compare runs with little other CPU.
 
-Sessions start spread evenly over one 20 ms frame (calls arrive at random moments, so
-their tick phases are spread); ``--aligned`` starts them all at once, the worst case,
-where every tick is a burst of N packets.  N is capped at 1000 and a run at 60 s.
+Sessions are opened spread evenly over one 20 ms frame (calls arrive at random
+moments); ``--aligned`` opens them all at once.  Either way they tick together on the
+engine's one 20 ms grid, so every tick is a burst of N packets (sent in the order the
+sessions opened, the same each tick: a stream's own spacing stays 20 ms).
+N is capped at 1000 and a run at 60 s.
+
+``--bridged`` measures the other state of a call instead: N *pairs* of sessions (2N
+sessions), each pair bridged, with no traffic (both far ends silent), comfort silence
+off: what the pacing costs while calls are bridged and idle.  Reported: the pacing
+process's CPU % of one core and µs of CPU per session per second (nothing is sent).
 """
 
 from __future__ import annotations
@@ -172,10 +179,13 @@ class Sink:
 # --- the pacing side -----------------------------------------------------------------
 
 
-async def run_step(count: int, seconds: float, aligned: bool, cpu: int | None) -> dict[str, Any]:
-    """Pace ``count`` tone streams into a fresh sink; the figures of one step."""
+async def run_step(
+    count: int, seconds: float, aligned: bool, cpu: int | None, bridged: bool = False
+) -> dict[str, Any]:
+    """Pace ``count`` tone streams into a fresh sink (or, ``bridged``, hold ``count``
+    idle bridged pairs); the figures of one step."""
     sink = Sink(cpu)
-    engine = LocalMediaEngine(PortPool(30000, 30000 + 2 * count + 999), comfort_silence=False)
+    engine = LocalMediaEngine(PortPool(30000, 30000 + 4 * count + 999), comfort_silence=False)
     loop = asyncio.get_running_loop()
 
     async def tone(session: LocalMediaSession) -> None:
@@ -187,12 +197,18 @@ async def run_step(count: int, seconds: float, aligned: bool, cpu: int | None) -
         async with asyncio.TaskGroup() as group:
             start = loop.time()
             for i in range(count):
-                if not aligned:  # spread the tick phases over one frame
+                if not aligned:  # spread the opens over one frame
                     await asyncio.sleep(max(0.0, start + 0.02 * i / count - loop.time()))
                 session = engine.open(task_group=group)
                 session.configure("127.0.0.1", sink.port, 0, None)
                 sessions.append(session)
-                group.create_task(tone(session))
+                if bridged:
+                    other = engine.open(task_group=group)
+                    other.configure("127.0.0.1", sink.port, 0, None)
+                    sessions.append(other)
+                    session.bridge(other)
+                else:
+                    group.create_task(tone(session))
             await asyncio.sleep(WARMUP)
             late0 = sum(s.stats.late_ticks for s in sessions)
             skipped0 = sum(s.stats.skipped_ticks for s in sessions)
@@ -215,6 +231,9 @@ async def run_step(count: int, seconds: float, aligned: bool, cpu: int | None) -
     packets = received["packets"]
     return {
         "count": count,
+        "bridged": bridged,
+        "sessions": len(sessions),
+        "us_per_session_s": 1e6 * (cpu1 - cpu0) / wall / max(len(sessions), 1),
         "cpu": 100 * (cpu1 - cpu0) / wall,
         "sink_cpu": 100 * (sink1 - sink0) / wall,
         "other_cpu": max(0.0, 100 * ((busy1 - busy0) - (cpu1 - cpu0) - (sink1 - sink0)) / wall),
@@ -246,13 +265,27 @@ def markdown(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace)
     starts = "aligned" if args.aligned else "staggered"
     placement = "both processes placed by the OS" if args.no_pin else "pacer CPU 0, sink CPU 1"
     lines = [
-        "## Media pacing",
+        "## Media pacing" + (" (idle bridged pairs)" if args.bridged else ""),
         "",
         f"Generated by `bench/media_pacing.py` on {when}, {args.seconds:g} s per step, "
         f"{starts} starts.",
         f"Machine: {os.cpu_count()} CPU(s), {platform.machine()}, Python "
         f"{platform.python_version()}; {placement}.",
         "",
+    ]
+    if args.bridged:
+        lines += [
+            "| loop | pairs | sessions | CPU % of a core | µs CPU per session per second |",
+            "|---|---|---|---|---|",
+        ]
+        for kind, rows in results.items():
+            lines += [
+                f"| {kind} | {r['count']} | {r['sessions']} | {r['cpu']:.2f} "
+                f"| {r['us_per_session_s']:.2f} |"
+                for r in rows
+            ]
+        return "\n".join(lines) + "\n"
+    lines += [
         "| loop | N | CPU % of a core | µs CPU/packet | packets/s (target) | lost"
         " | jitter p50 ms | p99 ms | max ms | late ticks | skipped ticks"
         " | sink CPU % | other CPU % |",
@@ -278,6 +311,9 @@ def main() -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
     parser.add_argument("--aligned", action="store_true", help="start all streams at once")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place both processes")
+    parser.add_argument(
+        "--bridged", action="store_true", help="N idle bridged pairs instead of N tone streams"
+    )
     args = parser.parse_args()
     if args.sink:
         sink_main()
@@ -294,8 +330,18 @@ def main() -> None:
     for kind in kinds:
         for count in counts:
             with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
-                row = runner.run(run_step(count, args.seconds, args.aligned, sink_cpu))
+                row = runner.run(
+                    run_step(count, args.seconds, args.aligned, sink_cpu, args.bridged)
+                )
             results.setdefault(kind, []).append(row)
+            if args.bridged:
+                print(
+                    f"{kind:8} pairs={count:4}  sessions {row['sessions']}  cpu "
+                    f"{row['cpu']:5.2f}%  {row['us_per_session_s']:.2f} µs/session/s  "
+                    f"other CPU {row['other_cpu']:.0f}%",
+                    flush=True,
+                )
+                continue
             print(
                 f"{kind:8} N={count:4}  cpu {row['cpu']:5.1f}%  {row['pps']:7.0f} pkt/s "
                 f"(target {row['target']})  lost {row['lost']}  jitter p50 {row['p50']:.3f} "

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import math
 import socket
 import struct
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from dialtone.media.codecs import PCMA, PCMU, transcode
 from dialtone.media.dtmf import build_event
-from dialtone.media.local import LocalMediaEngine, LocalMediaSession
+from dialtone.media.local import FRAME, LocalMediaEngine, LocalMediaSession, _MediaClock
 from dialtone.media.ports import NoMediaPorts, PortPool
 from dialtone.media.rtp import RtpPacket, RtpSender, parse_rtp
 from dialtone.media.session import Direction, MediaClosed
@@ -406,6 +410,244 @@ async def test_a_task_group_session_ends_with_its_call(pool: PortPool) -> None:
     assert pool.in_use() == 0
 
 
+async def test_a_failing_call_group_closes_its_session(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool)
+    opened: list[LocalMediaSession] = []
+
+    async def fail() -> None:
+        raise ValueError("call failed")
+
+    async def call() -> None:
+        async with asyncio.TaskGroup() as group:
+            opened.append(engine.open(task_group=group))
+            group.create_task(fail())
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:  # the group is failing: no new session in it
+                with pytest.raises(RuntimeError, match="shutting down"):
+                    engine.open(task_group=group)
+                raise
+
+    with pytest.raises(ExceptionGroup) as info:
+        await call()
+    assert info.group_contains(ValueError) and not info.group_contains(RuntimeError)
+    assert opened[0].closed and opened[0].error is None
+    assert pool.in_use() == 0 and not engine._clock.running
+
+
+async def test_one_sessions_crash_leaves_the_clock_and_the_others_running(
+    engine: LocalMediaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Sink() as sink:
+        a, b = engine.open(), engine.open()
+        a.configure(*sink.address, 0, None)
+        b.configure(*sink.address, 0, None)
+
+        def crash() -> None:
+            raise RuntimeError("tick bug")
+
+        with capture_logs() as logs:
+            monkeypatch.setattr(a, "_tick", crash)
+            await until(lambda: a.closed)
+        assert [e["event"] for e in logs] == ["media.pacer_failed"]
+        assert logs[0]["port"] == a.port and isinstance(a.error, RuntimeError)
+        assert engine._clock.running and engine.in_use() == 1
+        before = b.stats.packets_sent
+        await asyncio.sleep(0.1)
+        assert 2 <= b.stats.packets_sent - before <= 8  # b's ticks go on
+        assert not b.closed and b.error is None
+
+
+async def test_the_clock_runs_only_while_a_session_is_open(pool: PortPool) -> None:
+    engine = LocalMediaEngine(pool)
+    clock = engine._clock
+    assert not clock.running
+    a = engine.open()
+    assert clock.running
+    b = engine.open()
+    await a.close()
+    assert clock.running  # b still needs it
+    await b.close()
+    assert not clock.running  # an idle server does not wake 50 times a second
+    with Sink() as sink:
+        c = engine.open()  # a new grid
+        assert clock.running
+        c.configure(*sink.address, 0, None)
+        await until(lambda: len(sink.received) >= 3)
+        await engine.close()
+    assert not clock.running and c.closed and pool.in_use() == 0
+
+
+async def test_a_session_opened_later_ticks_on_the_same_grid(engine: LocalMediaEngine) -> None:
+    with Sink() as sink:
+        a = engine.open()
+        a.configure(*sink.address, 0, None)
+        await asyncio.sleep(0.05)
+        opened = time.monotonic()
+        b = engine.open()
+        b.configure(*sink.address, 0, None)
+        await until(lambda: b.stats.packets_sent >= 5)
+        await asyncio.sleep(0.01)
+        packets = sink.packets()
+    first = next(t for t, p in packets if p.ssrc == b.stats.ssrc)
+    assert first - opened < FRAME + 0.03  # the next tick of the grid (within 20 ms)
+    pairs = [
+        min(abs(t - u) for u, q in packets if q.ssrc == a.stats.ssrc)
+        for t, p in packets
+        if p.ssrc == b.stats.ssrc
+    ]
+    assert sorted(pairs)[len(pairs) // 2] < 0.005  # mostly sent with a's packets
+
+
+async def test_a_stall_as_the_bridge_ends_is_not_counted_twice(pool: PortPool) -> None:
+    """Unbridged, a leg's RTP clock goes on from the last relayed packet by the time that
+    passed; a stall then must not add the ticks skipped on top of that."""
+    engine = LocalMediaEngine(pool)  # comfort silence: B sends each tick once unbridged
+    with Sink() as caller, Sink() as callee:
+        a, b = engine.open(), engine.open()
+        a.configure(*caller.address, 0, None)
+        b.configure(*callee.address, 0, None)
+        await asyncio.sleep(0.05)
+        a.bridge(b)
+        voice = RtpSender(ssrc=0xCA11)
+        for _ in range(3):
+            caller.send(voice.packet(PCMU.encode(TONE_FRAME), 0), a.local_address)
+            await asyncio.sleep(FRAME)
+        await until(lambda: b.stats.relayed == 3)
+        a.unbridge()
+        asyncio.get_running_loop().call_soon(time.sleep, 0.2)  # a stall, just after
+        await asyncio.sleep(0)
+        stalled = b.stats.packets_sent
+        await until(lambda: b.stats.packets_sent >= stalled + 6)
+        await asyncio.sleep(0.01)
+        assert b.stats.skipped_ticks >= 5
+        await engine.close()
+        packets = callee.packets()
+    relayed_at, relayed = max((t, p) for t, p in packets if p.payload != PCMU.encode(bytes(320)))
+    after = [(t, p) for t, p in packets if t > relayed_at + 0.1]
+    assert len(after) >= 5
+    for sent_at, packet in after:  # the RTP clock keeps with the time, before and after
+        frames = ((packet.timestamp - relayed.timestamp) & 0xFFFFFFFF) / 160
+        assert abs(frames - (sent_at - relayed_at) / FRAME) <= 2
+
+
+async def test_a_closed_session_is_freed_by_reference_counting(pool: PortPool) -> None:
+    """No reference cycle outlives close(): the socket's callback, the bridge, waiters
+    woken by the close (their futures' exceptions) and the group's task are let go."""
+    engine = LocalMediaEngine(pool)
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        async with asyncio.TaskGroup() as group:
+            c, a = engine.open(), engine.open()
+            b, d = engine.open(task_group=group), engine.open()
+            wire(c, a)
+            wire(b, d)
+            seen: list[str] = []
+            a.on_digit(seen.append)
+            assert await a.play(PcmSource(TONE_FRAME * 2)) is True
+            assert await c.send_digits("1") is True
+            assert await a.digits.get(0.5) == "1"
+            a.bridge(b)
+            assert await c.send_digits("2") is True
+            assert await d.digits.get(0.5) == "2"
+            a.unbridge()
+            waits: list[asyncio.Task[Any]] = [
+                asyncio.create_task(a.play(ToneSource())),
+                asyncio.create_task(a.send_digits("123")),
+                asyncio.create_task(a.digits.get(None)),
+            ]
+            await asyncio.sleep(0.03)
+            for session in (a, b, c, d):
+                await session.close()
+            for wait in waits:
+                with pytest.raises(MediaClosed):
+                    await wait
+            assert seen == ["1", "2"] and a.stats.digits_received == 2
+            refs = [weakref.ref(session) for session in (a, b, c, d)]
+            del a, b, c, d, session, waits, wait
+        assert [ref() for ref in refs] == [None] * 4
+    finally:
+        gc.enable()
+    assert pool.in_use() == 0 and not engine._clock.running
+
+
+class _FakeLoop:
+    """What the clock asks of a loop: ``time`` (set by the test) and ``call_at``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.timers: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        self.timers.append(when)
+        return asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
+
+
+class _FakeSession:
+    """Records what the clock did to it; ``_tick`` raises when told to."""
+
+    def __init__(self, clock: _MediaClock, log: list[tuple[str, Any]], name: str) -> None:
+        self.clock, self.log, self.name = clock, log, name
+        self.fail = False
+        self.closes: _FakeSession | None = None
+
+    def _late(self, behind: int) -> None:
+        self.log.append((self.name, ("late", behind)))
+
+    def _tick(self) -> None:
+        self.log.append((self.name, "tick"))
+        if self.closes is not None:
+            self.clock.discard(self.closes)  # type: ignore[arg-type]
+        if self.fail:
+            raise RuntimeError("bug")
+
+    def _crash(self, exc: Exception) -> None:
+        self.log.append((self.name, ("crash", str(exc))))
+        self.clock.discard(self)  # type: ignore[arg-type]
+
+
+async def test_the_clock_keeps_a_fixed_grid_bursts_a_little_and_skips_a_stall() -> None:
+    clock = _MediaClock()
+    loop = _FakeLoop(1000.0)
+    clock._loop, clock._start, clock._next = loop, 1000.0, 1  # type: ignore[assignment]
+    log: list[tuple[str, Any]] = []
+    a, b = _FakeSession(clock, log, "a"), _FakeSession(clock, log, "b")
+    clock.sessions.update({a: None, b: None})  # type: ignore[dict-item]
+
+    def run(at: float) -> list[tuple[str, Any]]:
+        loop.now = 1000.0 + at
+        clock._run()
+        taken = log[:]
+        log.clear()
+        return taken
+
+    assert run(0.0203) == [("a", "tick"), ("b", "tick")]  # a late wake-up: no drift
+    assert loop.timers[-1] == pytest.approx(1000.04)
+    assert run(0.0399) == [("a", "tick"), ("b", "tick")]  # a little early: still tick 2
+    assert loop.timers[-1] == pytest.approx(1000.06)
+    assert run(0.105) == [("a", ("late", 2)), ("a", "tick"), ("b", ("late", 2)), ("b", "tick")]
+    assert loop.timers[-1] == pytest.approx(1000.08)  # due already: the next turn
+    assert run(0.106)[0] == ("a", ("late", 1))
+    assert run(0.107) == [("a", "tick"), ("b", "tick")]  # caught up: 3 back to back
+    assert loop.timers[-1] == pytest.approx(1000.12)
+    assert run(0.2501)[0] == ("a", ("late", 6))  # stalled: ticks 6-11 skipped, 12 runs
+    assert loop.timers[-1] == pytest.approx(1000.26)
+    a.fail = True  # a's tick raises: a is done, b and the clock go on
+    assert run(0.26) == [("a", "tick"), ("a", ("crash", "bug")), ("b", "tick")]
+    assert loop.timers[-1] == pytest.approx(1000.28) and list(clock.sessions) == [b]
+    c = _FakeSession(clock, log, "c")
+    clock.sessions[c] = None  # type: ignore[index]
+    b.closes = c  # a session closing another during the tick: the snapshot is ticked
+    assert run(0.28) == [("b", "tick"), ("c", "tick")] and list(clock.sessions) == [b]
+    b.closes = b  # the last one closes: the timer stops
+    assert run(0.30) == [("b", "tick")] and not clock.running
+
+
 async def test_a_failing_source_fails_its_play_only(engine: LocalMediaEngine) -> None:
     class Broken:
         def next_frame(self) -> bytes | None:
@@ -460,7 +702,7 @@ async def test_encoded_frames_are_cached_within_bounds(
 #
 # These drive the receive path synchronously: packets go straight into the session's
 # datagram handler and the relayed ones are captured at the other leg's socket, so no
-# time passes and nothing sleeps (the pacers never get a turn: nothing here awaits).
+# time passes and nothing sleeps (the clock never gets a turn: nothing here awaits).
 
 CALLER_END, CALLEE_END = (HOST, 5004), (HOST, 5006)
 

@@ -4,15 +4,24 @@
 :class:`~dialtone.media.ports.PortPool`; each session implements
 :class:`~dialtone.media.session.MediaSession` over one non-blocking UDP socket.
 
-Pacing: one pacer task per session.  Tick ``n`` is due at ``start + n·20 ms`` (never
-``sleep(0.02)`` in a row, which drifts) and sends one packet: the playing source's next
-frame in the negotiated codec, a telephone-event while ``send_digits`` runs, or, when
-nothing plays and :attr:`~LocalMediaSession.comfort_silence` is on, encoded silence
-(keeps NAT bindings and phones' media timers alive); else the RTP clock just advances.
-Woken late, the pacer sends the ticks due, at most :data:`MAX_BURST` back to back;
-further behind (a stalled loop) it skips ahead: the RTP timestamp jumps with the marker
-set, and the source resumes where it was (the prompt is delayed, not cut).  Encoded
-frames are cached per engine: ringback and cached prompts repeat the same frames.
+Pacing: one media clock per engine, no task per session.  It is a timer of the loop
+(``call_at``) on a fixed 20 ms grid anchored where it started: tick ``n`` is due at
+``start + n·20 ms`` (never ``sleep(0.02)`` in a row, which drifts), and each tick ticks
+every open session, in the order they opened.  A session's tick sends one packet: the
+playing source's next frame in the negotiated codec, a telephone-event while
+``send_digits`` runs, or, when nothing plays and
+:attr:`~LocalMediaSession.comfort_silence` is on, encoded silence (keeps NAT bindings
+and phones' media timers alive); else the RTP clock just advances.  A bridged session's
+tick sends nothing (the bridge owns its stream) and costs next to nothing, as does an
+idle one without comfort silence.  A session opened while the clock runs gets its first
+tick at the next tick of the grid (within 20 ms); the clock runs only while a session is
+open (the last close stops its timer, the next open starts a new grid), so an idle
+server does not wake up.  Woken late, the clock runs the ticks due, at most
+:data:`MAX_BURST` back to back (one per turn of the loop; each counts in
+``stats.late_ticks``); further behind (a stalled loop) it skips ahead: each session
+counts the ticks given up in ``stats.skipped_ticks``, its RTP timestamp jumps with the
+marker set, and its source resumes where it was (the prompt is delayed, not cut).
+Encoded frames are cached per engine: ringback and cached prompts repeat the same frames.
 
 Receiving: RTCP is ignored; telephone-events feed a
 :class:`~dialtone.media.dtmf.DtmfDetector` (each key press once) into the digit queue
@@ -31,10 +40,15 @@ at or before the newest event seen when the bridge was made (within the detector
 is still held, are dropped: a whisper's accepting digit stays the whisper's (WSP-3,
 DIAL-33).  The next press has a new timestamp and is relayed.
 
-Lifetime: :meth:`~LocalMediaSession.close` (or leaving ``async with``) closes the socket
-and releases the port at once, then ends the pacer; the pacer's own end, a crash too,
-releases them as well (DOC-12).  With ``task_group`` the pacer is a task of the call's
-group (a crash fails the group): close the session inside the group's body.
+Lifetime: :meth:`~LocalMediaSession.close` (or leaving ``async with``) closes the socket,
+releases the port and leaves the clock at once (DOC-12).  An exception from a session's
+tick is that session's end alone: it is kept in :attr:`~LocalMediaSession.error`, logged
+(``media.pacer_failed``) and the session released; the clock and the other sessions go
+on.  With ``task_group`` the session puts a small task into the call's group that ends
+with the session and raises its error if its tick crashed (so a crash fails the group;
+cancelling the group closes the session): close the session inside the group's body.
+A closed session holds no reference cycle (its socket drops the callback, its bridge,
+waiters and task are let go), so reference counting alone frees it.
 """
 
 from __future__ import annotations
@@ -65,7 +79,7 @@ log = structlog.get_logger("dialtone.media.local")
 FRAME: Final = 0.02
 """Seconds per tick: one 20 ms frame of 160 samples."""
 MAX_BURST: Final = 3
-"""Most packets a late pacer sends back to back before it skips ahead instead."""
+"""Most ticks a late clock runs back to back before it skips ahead instead."""
 ENCODE_CACHE: Final = 4096
 """Encoded frames the engine remembers per codec (about 2.5 MB when full)."""
 _MASK: Final = 0xFFFFFFFF
@@ -113,6 +127,68 @@ class _Event:
         )
 
 
+class _MediaClock:
+    """An engine's 20 ms grid: tick ``n`` at ``start + n·FRAME`` for every open session.
+
+    :meth:`add` starts the timer with the first session, :meth:`discard` stops it after
+    the last one (module doc).
+    """
+
+    __slots__ = ("_handle", "_loop", "_next", "_start", "sessions")
+
+    def __init__(self) -> None:
+        self.sessions: dict[LocalMediaSession, None] = {}
+        """The open sessions, in the order they opened (a dict as an ordered set)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._start = 0.0
+        self._next = 0  # the number of the next tick
+
+    @property
+    def running(self) -> bool:
+        """Whether the timer is set (some session is open)."""
+        return self._handle is not None
+
+    def add(self, session: LocalMediaSession) -> None:
+        """Tick ``session`` from the next tick on; start the grid if it is the first."""
+        self.sessions[session] = None
+        loop = asyncio.get_running_loop()
+        if self._handle is None or self._loop is not loop:  # (an engine used in a new loop)
+            self.stop()
+            self._loop, self._start, self._next = loop, loop.time(), 1
+            self._handle = loop.call_at(self._start + FRAME, self._run)
+
+    def discard(self, session: LocalMediaSession) -> None:
+        """Stop ticking ``session``; stop the timer when no session is left."""
+        self.sessions.pop(session, None)
+        if not self.sessions:
+            self.stop()
+
+    def stop(self) -> None:
+        """Cancel the timer (:meth:`add` starts a new grid); idempotent."""
+        handle, self._handle, self._loop = self._handle, None, None
+        if handle is not None:
+            handle.cancel()
+
+    def _run(self) -> None:
+        """Tick ``self._next`` (or, stalled, the newest tick due) and set the next timer."""
+        loop = self._loop
+        assert loop is not None
+        tick = self._next
+        behind = int((loop.time() - self._start - tick * FRAME) / FRAME)  # more ticks due
+        if behind >= MAX_BURST:  # stalled: skip ahead, don't burst
+            tick += behind
+        self._next = tick + 1
+        self._handle = loop.call_at(self._start + (tick + 1) * FRAME, self._run)
+        for session in tuple(self.sessions):  # sessions may close during the tick
+            try:
+                if behind > 0:
+                    session._late(behind)
+                session._tick()
+            except Exception as exc:
+                session._crash(exc)
+
+
 class LocalMediaSession(MediaSessionBase):
     """One RTP stream over a UDP socket; :class:`MediaSession` (see the module doc)."""
 
@@ -130,7 +206,7 @@ class LocalMediaSession(MediaSessionBase):
         self._encoded = engine._caches.setdefault(PCMU.name, {})
         self._sends = self._receives = False
         self._dtmf: DtmfSender | None = None
-        self._dtmf_done: asyncio.Future[None] = self._loop.create_future()
+        self._dtmf_done: asyncio.Future[None] | None = None  # what send_digits awaits
         self._dtmf_base = 0
         self._dtmf_lock = asyncio.Lock()
         self._peer: LocalMediaSession | None = None
@@ -138,9 +214,10 @@ class LocalMediaSession(MediaSessionBase):
         self._relay_offset, self._relay_at, self._resume = 0, 0.0, False
         self._last_event: _Event | None = None  # the newest telephone-event received
         self._event_floor: _Event | None = None  # while bridged: the press not to relay
-        self._task: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[None] | None = None  # with a task group: till release
+        self._task: asyncio.Task[None] | None = None  # with a task group: _watch
         self.error: BaseException | None = None
-        """The exception that killed the pacer, if one did."""
+        """The exception that ended the session from its tick, if one did."""
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -202,6 +279,11 @@ class LocalMediaSession(MediaSessionBase):
             finally:
                 if self._dtmf is sender:
                     self._dtmf = None
+                if self._dtmf_done is done:
+                    self._dtmf_done = None
+                # ``done`` may hold what it raised here, whose traceback holds this frame:
+                # let go of it, or that cycle would keep the session for the cyclic GC.
+                del done
         return True
 
     def bridge(self, other: MediaSession) -> None:
@@ -224,70 +306,84 @@ class LocalMediaSession(MediaSessionBase):
             leg.stop_playback()
 
     def unbridge(self) -> None:
-        """End the bridge; both legs' pacers take their streams back."""
+        """End the bridge; both legs' ticks take their streams back."""
         peer = self._peer
         if peer is not None:
             for leg in (self, peer):
                 leg._peer, leg._resume, leg._event_floor = None, True, None
 
     async def close(self) -> None:
-        """Release socket and port at once, then end the pacer; idempotent."""
-        self._release()
+        """Release socket and port and leave the clock at once; idempotent."""
         task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        self._release()
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.wait([task])  # the group's task ends with the session
 
     def _start(self, task_group: asyncio.TaskGroup | None) -> None:
+        """Start receiving (the engine's clock ticks the session already)."""
         self._rtp.start(self._datagram)
-        pacer = self._pace()
-        self._task = task_group.create_task(pacer) if task_group else self._loop.create_task(pacer)
-        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+        if task_group is not None:
+            self._ended = self._loop.create_future()
+            watch = self._watch()
+            try:
+                self._task = task_group.create_task(watch)
+            except BaseException:  # the group is shutting down: open() releases the session
+                watch.close()
+                raise
+
+    async def _watch(self) -> None:
+        """The session in its call's task group: ends with it, raising its tick's error
+        (which fails the group); cancelled (the group failed), it closes the session."""
+        ended = self._ended
+        assert ended is not None
+        try:
+            await ended
+        finally:
+            self._release()
+        if self.error is not None:
+            raise self.error
 
     def _release(self) -> None:
-        """Close the socket, release the port, wake every waiter: synchronous, idempotent."""
+        """Close the socket, release the port, leave the clock, wake every waiter, let go
+        of what could hold the session in a cycle: synchronous, idempotent."""
         if self._closed:
             return
         self.unbridge()
         self._close_base()
         self._rtp.close()
-        self._engine._sessions.discard(self)
-        if self._dtmf is not None and not self._dtmf_done.done():
-            self._dtmf_done.set_exception(MediaClosed("media session closed"))
+        self._engine._clock.discard(self)
+        done, self._dtmf, self._dtmf_done = self._dtmf_done, None, None
+        if done is not None and not done.done():
+            done.set_exception(MediaClosed("media session closed"))
+        ended, self._ended, self._task = self._ended, None, None
+        if ended is not None and not ended.done():
+            ended.set_result(None)
 
-    async def _pace(self) -> None:
-        loop = self._loop
-        stats = self._stats
-        try:
-            start = loop.time()
-            tick = 0
-            while True:
-                tick += 1
-                delay = start + tick * FRAME - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                else:
-                    late = int(-delay / FRAME)  # ticks due besides this one
-                    if late >= MAX_BURST:  # stalled: skip ahead, don't burst
-                        tick += late
-                        stats.skipped_ticks += late
-                        if self._peer is None:
-                            self._sender.skip(late * FRAME_SAMPLES)
-                    else:
-                        stats.late_ticks += 1
-                    await asyncio.sleep(0)
-                self._tick()
-        except Exception as exc:
+    def _crash(self, exc: Exception) -> None:
+        """The session's tick raised ``exc``: record and log it, release the session."""
+        if self.error is None:
             self.error = exc
-            log.error("media.pacer_failed", port=self.port, exc_info=exc)
-            raise
-        finally:
-            self._release()
+        log.error("media.pacer_failed", port=self.port, exc_info=exc)
+        self._release()
+
+    def _late(self, behind: int) -> None:
+        """The clock runs this tick with ``behind`` more due: late, or skipping those."""
+        if self._closed:
+            return
+        stats = self._stats
+        if behind < MAX_BURST:
+            stats.late_ticks += 1
+        else:
+            stats.skipped_ticks += behind
+            if self._peer is None and not self._resume:  # _resume measures the gap itself
+                self._sender.skip(behind * FRAME_SAMPLES)
 
     def _tick(self) -> None:
-        if self._closed or (self._dtmf is not None and self._dtmf_tick()):
+        """One tick of the clock: this frame's packet (module doc).  A closed session has
+        neither DTMF nor a peer (:meth:`_release`): bridged ones return after two reads."""
+        if self._dtmf is not None and self._dtmf_tick():
             return
-        if self._peer is not None:
+        if self._peer is not None or self._closed:
             return  # the bridge owns the stream
         sender = self._sender
         if self._resume:  # the bridge ended: carry the RTP clock over the gap
@@ -330,8 +426,9 @@ class LocalMediaSession(MediaSessionBase):
         packet = dtmf.next_tick()
         if dtmf.done:
             self._dtmf = None
-            if not self._dtmf_done.done():
-                self._dtmf_done.set_result(None)
+            done = self._dtmf_done
+            if done is not None and not done.done():
+                done.set_result(None)
         if packet is None:
             return False
         self._stats.digits_sent += packet.marker
@@ -462,7 +559,7 @@ class LocalMediaEngine:
         self.host = host
         self.comfort_silence = comfort_silence
         self.symmetric_rtp = symmetric_rtp
-        self._sessions: set[LocalMediaSession] = set()
+        self._clock = _MediaClock()
         self._caches: dict[str, dict[bytes, bytes]] = {}
 
     def open(
@@ -474,7 +571,7 @@ class LocalMediaEngine:
         session = None
         try:
             session = LocalMediaSession(self, rtp, symmetric=self.symmetric_rtp)
-            self._sessions.add(session)
+            self._clock.add(session)
             session._start(task_group)
         except BaseException:
             if session is not None:
@@ -488,6 +585,7 @@ class LocalMediaEngine:
         return self.pool.in_use()
 
     async def close(self) -> None:
-        """Close every open session."""
-        for session in list(self._sessions):
+        """Close every open session and stop the clock."""
+        for session in list(self._clock.sessions):
             await session.close()
+        self._clock.stop()

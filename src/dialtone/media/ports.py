@@ -179,7 +179,8 @@ class RtpSocket:
     :data:`BATCH` datagrams per wake-up into ``on_datagram(data, address)``.
     :meth:`send` drops a datagram the socket cannot take at once (real-time media is
     not queued) and counts it in :attr:`send_errors`.  :meth:`close` is idempotent:
-    it removes the reader, closes the socket and releases the port.
+    it removes the reader, closes the socket, releases the port and drops the callback
+    (a session's bound method: no cycle keeps a closed session alive).
     """
 
     __slots__ = (
@@ -224,12 +225,14 @@ class RtpSocket:
         if self._loop is not None:
             with suppress(Exception):  # the loop may be closing already
                 self._loop.remove_reader(self.sock.fileno())
+        self._loop = self._on_datagram = None
         self.sock.close()
         self.pool.release(self.port)
 
     def _readable(self) -> None:
         sock, on_datagram = self.sock, self._on_datagram
-        assert on_datagram is not None
+        if on_datagram is None:  # closed since the loop saw the socket readable
+            return
         for _ in range(BATCH):
             if self.closed:
                 return

@@ -86,9 +86,9 @@ class MediaStats:
     digits_received: int = 0
     digits_sent: int = 0
     late_ticks: int = 0
-    """Pacer ticks run late but caught up (at most a few packets back to back)."""
+    """Ticks run a frame or more late but caught up (a few packets back to back)."""
     skipped_ticks: int = 0
-    """Pacer ticks given up after a stall: the stream skipped ahead instead of bursting."""
+    """Ticks given up after a stall: the stream skipped ahead instead of bursting."""
 
     def as_dict(self) -> dict[str, int | None]:
         """The counters as a plain dict (for logs and JSON)."""
@@ -334,6 +334,9 @@ class MediaSessionBase:
         finally:
             if self._playback is playback:  # cancelled
                 self._playback = None
+            # The future holds what it raised here, whose traceback holds this frame:
+            # let go of it, or that cycle would keep the session for the cyclic GC.
+            del playback
 
     def _finish_playback(self, playback: Playback, result: bool | BaseException) -> None:
         if self._playback is playback:
