@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -539,3 +539,42 @@ def test_migration_0002_upgrades_a_0001_database_and_downgrades(tmp_path: Path) 
         command.downgrade(alembic_config(conn), "0001")
         assert "calls" not in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_sqlite_utc_text_is_what_sqlalchemy_stores() -> None:
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    from dialtone.storage.call_store import sqlite_utc_text
+    from dialtone.storage.models import UTCDateTime
+
+    dialect = SQLiteDialect_pysqlite()
+    reference = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None
+    plus_two = timezone(timedelta(hours=2))
+    for value in (
+        T0,
+        T0.replace(microsecond=7),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 1, 1, 1, 30, tzinfo=plus_two),  # the day before, in UTC
+    ):
+        assert sqlite_utc_text(value) == reference(value)
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_utc_text(datetime(2026, 1, 1))
+
+
+async def test_changes_gather_between_transactions_but_creates_go_at_once(db: Database) -> None:
+    records = CallRecords(db, FakeClock(utc=T0), public_url=PUBLIC, coalesce=3600)
+    first = create(records)
+    assert await records.flush(first) is None  # the first transaction never waits
+    update = records.update(first, status="in-progress")
+    for _ in range(20):  # the writer's turns come and go: the change waits for company
+        await asyncio.sleep(0)
+    assert not update.done()
+    second = create(records)  # a create is not kept waiting (RTE-4), the change goes with it
+    assert await update is True
+    await records.flush(second)
+    assert records.stats()["batches"] == 2
+    assert (await load(db, first)).status == "in-progress"
+    last = records.update(second, status="in-progress")
+    await records.close()  # does not wait out the gathering: what is queued is written
+    assert await last is True

@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol, cast
 
@@ -31,7 +32,7 @@ from sqlalchemy import Column, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialtone.storage.models import Call, Notification
+from dialtone.storage.models import Call, Notification, UTCDateTime
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -162,6 +163,18 @@ class SqliteCallStore:
         return self._conn
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """What SQLAlchemy stores for a ``UTCDateTime`` in SQLite: naive UTC text, microseconds."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
 class _SqliteTable:
     """The INSERT and UPDATE text of one table and the ORM's value conversions for it."""
 
@@ -171,7 +184,11 @@ class _SqliteTable:
         self._names = {key: column.name for key, column in columns.items()}
         self._convert: dict[str, Callable[[Any], Any]] = {}
         for key, column in columns.items():
-            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            processor: Callable[[Any], Any] | None
+            if isinstance(column.type, UTCDateTime):
+                processor = sqlite_utc_text  # the ORM's text, a tenth of the work
+            else:
+                processor = column.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._convert[key] = processor
         names = ", ".join(f'"{self._names[key]}"' for key in self._keys)
