@@ -126,12 +126,25 @@ def uri_texts(parts: Parts) -> st.SearchStrategy[str]:
     return build()
 
 
+DISPLAYS = st.none() | pieces('"bench" ', '"Alice" ', "Bob ", "Bob Jr ", '"" ', '"Bob"', "Bob")
+NOISY_DISPLAYS = st.one_of(
+    pieces('"a\\"b" ', '"Bob" \t', "Bob  Jr ", "Bob\t", " Bob ", '"Bob ', "B@b ", "<"),
+    pieces('"é" ', "é ", '"a\\\\" ', '"tab\tin" ', "Bob\tJr "),
+    TEXT.map(lambda t: f'"{t}" '),
+    TEXT.map(lambda t: f"{t} "),
+)
+
+
 def name_addr_texts(parts: Parts) -> st.SearchStrategy[str]:
     @st.composite
     def build(draw: st.DrawFn) -> str:
         inner = draw(uri_texts(parts))
         params = "".join(draw(st.lists(parts.header_param, max_size=2)))
         text = f"<{inner}>{params}"
+        # Display names as clients write them (the fast path takes these too).
+        display = draw(parts.pick(DISPLAYS, NOISY_DISPLAYS))
+        if display is not None:
+            text = f"{display}{text}"
         if parts.noisy:
             shape = draw(st.integers(0, 4))
             if shape == 1:

@@ -39,7 +39,7 @@ from dialtone.sip.sdp import (
     parse_sdp,
 )
 from dialtone.sip.timers import T1, T2, TIMER_64T1
-from dialtone.sip.uri import SipUri
+from dialtone.sip.uri import SipUri, check_twin
 
 if TYPE_CHECKING:
     from dialtone.sip.dialog_set import DialogSet
@@ -69,6 +69,15 @@ ALLOW_IN_DIALOG: Final = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "
 _SDP: Final = "application/sdp"
 _TARGET_REFRESH: Final = frozenset({"INVITE", "UPDATE"})  # §12.2, RFC 3311 §5.1
 _DTMF_EVENTS: Final = "0123456789*#ABCD"  # RFC 4733 §3.2: event codes 0-15
+
+
+_WireTexts = tuple[str, tuple[str, ...], str, str]
+# What the texts were made from (local_party, remote_party, remote_target, route_set),
+# and the texts: see Dialog._wire_texts.
+_Wire = tuple[NameAddr, NameAddr, SipUri, tuple[NameAddr, ...], _WireTexts]
+
+
+_new_tuple = tuple.__new__
 
 
 class DialogState(enum.Enum):
@@ -157,6 +166,53 @@ class UacResult:
     retransmission: bool = False
 
 
+class _UacResultTwin:
+    __slots__ = ("ack", "answered", "bye", "dialog", "retransmission")
+    dialog: Dialog | None
+    ack: Request | None
+    bye: Request | None
+    answered: bool
+    retransmission: bool
+
+
+class _HandledTwin:
+    __slots__ = ("dtmf", "ended", "media", "response")
+    response: Response
+    ended: bool
+    dtmf: DtmfInfo | None
+    media: MediaChoice | None
+
+
+check_twin(_UacResultTwin, UacResult)
+check_twin(_HandledTwin, Handled)
+
+
+def uac_result(
+    dialog: Dialog | None, ack: Request | None = None, *, answered: bool = False
+) -> UacResult:
+    """``UacResult(dialog, ack=ack, answered=answered)`` for the per-response results of
+    :mod:`dialtone.sip.dialog_uac`, without the frozen dataclass's ``__init__``."""
+    result = _UacResultTwin()
+    result.dialog = dialog
+    result.ack = ack
+    result.bye = None
+    result.answered = answered
+    result.retransmission = False
+    result.__class__ = UacResult  # type: ignore[assignment]  # see uri.check_twin
+    return result  # type: ignore[return-value]
+
+
+def _handled(response: Response, ended: bool = False) -> Handled:
+    # Handled(response, ended=ended), likewise (a BYE's answer).
+    handled = _HandledTwin()
+    handled.response = response
+    handled.ended = ended
+    handled.dtmf = None
+    handled.media = None
+    handled.__class__ = Handled  # type: ignore[assignment]  # see uri.check_twin
+    return handled  # type: ignore[return-value]
+
+
 class _Pending2xx:
     """A 2xx to an INVITE awaiting its ACK (§13.3.1.4); ``due`` None: reliable transport."""
 
@@ -187,9 +243,12 @@ class Dialog:
         "_ack",
         "_acked_seq",
         "_invite_pending",
+        "_local_tag",
         "_offer_seq",
         "_pending",
         "_registry",
+        "_remote_tag",
+        "_wire",
         "call_id",
         "local_contact",
         "local_party",
@@ -232,23 +291,39 @@ class Dialog:
         self._invite_pending = False  # our own re-INVITE awaits its final response
         self._offer_seq: int | None = None  # the offerless re-INVITE our 2xx offered in
         self._registry: DialogSet | None = None
+        self._local_tag: tuple[NameAddr, str] | None = None  # see local_tag
+        self._remote_tag: tuple[NameAddr, str] | None = None
+        self._wire: _Wire | None = None  # see _wire_texts
 
     # -- identity ------------------------------------------------------------------------
 
     @property
     def id(self) -> DialogId:
         """(Call-ID, local tag, remote tag): the key of :class:`DialogSet`."""
-        return DialogId(self.call_id, self.local_tag, self.remote_tag)
+        # DialogId(...) without the NamedTuple's Python-level __new__.
+        return _new_tuple(DialogId, (self.call_id, self.local_tag, self.remote_tag))
+
+    # The tags are read for every message of the dialog (matching, the DialogSet key):
+    # each is kept with the party it was read from, which is immutable, so it is read
+    # again only when the attribute is given another party.
 
     @property
     def local_tag(self) -> str:
         """Our tag (From of our requests, To of theirs)."""
-        return self.local_party.tag or ""
+        party = self.local_party
+        known = self._local_tag
+        if known is None or known[0] is not party:
+            known = self._local_tag = (party, party.tag or "")
+        return known[1]
 
     @property
     def remote_tag(self) -> str:
         """The peer's tag; ``""`` when it sent none (RFC 2543, §12.2.2)."""
-        return self.remote_party.tag or ""
+        party = self.remote_party
+        known = self._remote_tag
+        if known is None or known[0] is not party:
+            known = self._remote_tag = (party, party.tag or "")
+        return known[1]
 
     def match(self, message: Message) -> bool:
         """True when ``message`` belongs here: a request from the peer (To tag = ours), or
@@ -369,21 +444,46 @@ class Dialog:
         body: bytes,
         content_type: str | None,
     ) -> Request:
-        uri, routes = self._request_uri_and_routes()
-        h = Headers()
-        for route in routes:
-            h.add("Route", route)
-        h.add("From", str(self.local_party))
-        h.add("To", str(self.remote_party))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{seq} {method}")
+        uri, routes, local, remote = self._wire_texts()
+        lines = [("Route", route) for route in routes]
+        lines += (("From", local), ("To", remote), ("Call-ID", self.call_id))
+        lines.append(("CSeq", f"{seq} {method}"))
         if method in _TARGET_REFRESH and self.local_contact is not None:
-            h.add("Contact", self.local_contact)  # §12.2.1.1, RFC 3311 §5.1
+            lines.append(("Contact", self.local_contact))  # §12.2.1.1, RFC 3311 §5.1
+        h = Headers(lines)
         for name, value in headers:
             h.add(name, value)
         if body and "Content-Type" not in h:
             h.add("Content-Type", content_type or _SDP)
         return Request(method, uri, h, body)
+
+    def _wire_texts(self) -> _WireTexts:
+        """Request-URI, Route values, From and To of our requests, as text.
+
+        Serialised once per dialog and kept while the objects they come from are the
+        same ones (each is immutable: NameAddr and SipUri are frozen, the route set a
+        tuple of them), so an ACK and a BYE do not serialise the same URIs twice.
+        """
+        local, remote, target, routes = (
+            self.local_party,
+            self.remote_party,
+            self.remote_target,
+            self.route_set,
+        )
+        wire = self._wire
+        if (
+            wire is not None
+            and wire[0] is local
+            and wire[1] is remote
+            and wire[2] is target
+            and wire[3] is routes
+        ):
+            return wire[4]
+        uri, route_lines = self._request_uri_and_routes()
+        texts = (uri, tuple(route_lines), str(local), str(remote))
+        if type(routes) is tuple:  # a list put there by hand could change under us
+            self._wire = (local, remote, target, routes, texts)
+        return texts
 
     def _request_uri_and_routes(self) -> tuple[str, list[str]]:
         target = _as_request_uri(self.remote_target)
@@ -426,7 +526,7 @@ class Dialog:
         self.remote_seq = seq
         if method == "BYE":
             self.terminate()
-            return Handled(make_response(request, 200), ended=True)
+            return _handled(make_response(request, 200), True)
         if method in _TARGET_REFRESH:
             return self._refresh(request, now, transaction)
         if method == "INFO":

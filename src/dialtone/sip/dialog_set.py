@@ -20,6 +20,8 @@ from dialtone.sip.dialog import (
 from dialtone.sip.errors import SipParseError
 from dialtone.sip.message import Message, Request, Response
 
+_new_tuple = tuple.__new__
+
 
 class DialogSet:
     """The live dialogs of one endpoint, keyed by (Call-ID, local tag, remote tag).
@@ -58,7 +60,8 @@ class DialogSet:
                 local, remote = message.to.tag, message.from_.tag
             else:
                 local, remote = message.from_.tag, message.to.tag
-            key = DialogId(message.call_id, local or "", remote or "")
+            # DialogId(...) without the NamedTuple's Python-level __new__.
+            key = _new_tuple(DialogId, (message.call_id, local or "", remote or ""))
         except SipParseError:
             return None
         return self._dialogs.get(key)
@@ -123,8 +126,9 @@ class DialogSet:
         return out
 
     def _forget(self, dialog: Dialog) -> None:
-        if self._dialogs.get(dialog.id) is dialog:
-            del self._dialogs[dialog.id]
+        key = dialog.id
+        if self._dialogs.get(key) is dialog:
+            del self._dialogs[key]
         self._waiting.discard(dialog)
         dialog._registry = None
 

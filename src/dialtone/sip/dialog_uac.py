@@ -24,6 +24,7 @@ from dialtone.sip.dialog import (
     UacResult,
     contact_target,
     record_route,
+    uac_result,
 )
 from dialtone.sip.dialog_set import DialogSet
 from dialtone.sip.errors import SipParseError
@@ -54,7 +55,7 @@ class UacDialog(Dialog):
             call_id=invite.call_id,
             local_party=invite.from_,
             remote_party=response.to,
-            remote_target=contact_target(response, _request_uri(invite, response)),
+            remote_target=_remote_target(invite, response),
             route_set=reversed(record_route(response, strict=False)),
             local_seq=invite.cseq.seq,
             local_contact=invite.headers.get("Contact"),
@@ -64,7 +65,15 @@ class UacDialog(Dialog):
             state=CONFIRMED if 200 <= status < 300 else EARLY,
         )
         self.invite = invite
-        self._credentials = tuple((n, v) for n, v in invite.headers if n in _CREDENTIALS)
+        # Header lines are (name, value) tuples with canonical names: kept as they are.
+        # Most INVITEs carry no credentials: the keys say so without a loop.
+        headers = invite.headers
+        keys = headers._keys
+        if "authorization" in keys or "proxy-authorization" in keys:
+            lines = headers._items
+            self._credentials = tuple([line for line in lines if line[0] in _CREDENTIALS])
+        else:
+            self._credentials = ()
 
     @classmethod
     def from_response(cls, invite: Request, response: Response) -> UacDialog:
@@ -138,7 +147,7 @@ class UacInvite:
         status = response.status
         tag = _to_tag(response)
         if status < 200:
-            return UacResult(self._provisional(response, tag))
+            return uac_result(self._provisional(response, tag))
         if status >= 300:
             self.final_status = self.final_status or status
             for dialog in self.early():  # §12.3: a non-2xx final ends the early dialogs
@@ -192,7 +201,7 @@ class UacInvite:
         # keeps one answer, a later 2xx of theirs gets ACK + BYE either way: end them now.
         for other in self.early():
             other.terminate()
-        return UacResult(dialog, ack=ack, answered=True)
+        return uac_result(dialog, ack, answered=True)
 
     def _add(self, dialog: UacDialog) -> UacDialog:
         self.dialogs[dialog.remote_tag] = dialog
@@ -209,6 +218,19 @@ def _to_tag(response: Response) -> str | None:
         return response.to.tag
     except SipParseError:
         return None
+
+
+def _remote_target(invite: Request, response: Response) -> SipUri:
+    """contact_target(response, _request_uri(invite, response)), the fallback computed
+    only when it is used: the caller has read ``response.to`` already, so the fallback
+    cannot raise, and it has no other effect."""
+    try:
+        contacts = response.contacts
+    except SipParseError:
+        return _request_uri(invite, response)
+    if len(contacts) != 1 or contacts[0].is_wildcard:
+        return _request_uri(invite, response)
+    return contacts[0].uri
 
 
 def _request_uri(invite: Request, response: Response) -> SipUri:

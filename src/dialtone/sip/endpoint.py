@@ -34,7 +34,6 @@ from dialtone.sip.events import (
     Event,
     Outgoing,
     Peer,
-    RequestReceived,
     ResponseReceived,
 )
 from dialtone.sip.headers import Via, split_quoted
@@ -55,6 +54,7 @@ from dialtone.sip.transaction import (
     ServerTransaction,
     TimerKey,
     Transaction,
+    _request_received,
     build_cancel,
     client_key,
     new_outgoing,
@@ -66,7 +66,8 @@ __all__ = ["DEFAULT_ALLOW", "SipEndpoint", "check_method", "random_hex", "respon
 
 # Enum members as globals: reading ``Input.X`` goes through the enum metaclass.
 _RECV_REQUEST, _SEND_1XX, _SEND_2XX = Input.RECV_REQUEST, Input.SEND_1XX, Input.SEND_2XX
-_SEND_FAILURE = Input.SEND_FAILURE
+_SEND_FAILURE, _START, _RECV_ACK = Input.SEND_FAILURE, Input.START, Input.RECV_ACK
+_RECV_1XX, _RECV_2XX, _RECV_FAILURE = Input.RECV_1XX, Input.RECV_2XX, Input.RECV_FAILURE
 
 # Parameters of the first via-parm a server rewrites (§18.2.1, RFC 3581 §4); the Via
 # parsed already, so these only have to find them in text known to be well formed.
@@ -291,7 +292,7 @@ class SipEndpoint:
             raise ValueError(f"a client transaction with branch {branch!r} exists")
         txn = ClientTransaction(self, ICT if method == "INVITE" else NICT, key, peer, request)
         self._clients[key] = txn
-        txn.feed(Input.START, now)
+        txn.feed(_START, now)
         return key
 
     def cancel(self, invite_transaction: str, now: float | None = None) -> str | None:
@@ -323,7 +324,7 @@ class SipEndpoint:
         """
         if isinstance(message, Request):
             self._prepare(message, peer)
-        self._out.append(Outgoing(message.to_bytes(), peer))
+        self._out.append(new_outgoing(message.to_bytes(), peer))
 
     # -- counters (/dialtone/stats.json) ---------------------------------------------------
 
@@ -382,7 +383,7 @@ class SipEndpoint:
         txn = self._servers.get(key)
         if txn is not None:  # a retransmission (§17.2.3): the transaction answers it
             self._counts["retransmissions"] += 1
-            txn.feed(Input.RECV_REQUEST, now, request, peer)
+            txn.feed(_RECV_REQUEST, now, request, peer)
             return
         mf = request.max_forwards
         try:  # _check_address, inline
@@ -409,9 +410,9 @@ class SipEndpoint:
         # of a 2xx has a branch of its own and goes to the dialog layer.
         txn = self._servers.get(server_key(request, via, "INVITE"))
         if txn is not None:
-            txn.feed(Input.RECV_ACK, now, request, peer)
+            txn.feed(_RECV_ACK, now, request, peer)
         else:
-            self._events.append(RequestReceived(request, peer, None))
+            self._events.append(_request_received(request, peer, None))
 
     def _on_cancel(
         self, txn: ServerTransaction, request: Request, invite_key: str, peer: Peer, now: float
@@ -477,15 +478,9 @@ class SipEndpoint:
         key = client_key(branch, response.cseq.method)  # §17.1.3
         txn = self._clients.get(key)
         status = response.status
-        event = (
-            Input.RECV_1XX
-            if status < 200
-            else Input.RECV_2XX
-            if status < 300
-            else Input.RECV_FAILURE
-        )
+        event = _RECV_1XX if status < 200 else _RECV_2XX if status < 300 else _RECV_FAILURE
         if txn is None:
-            if event is Input.RECV_2XX and key in self._graveyard:
+            if event is _RECV_2XX and key in self._graveyard:
                 # A 2xx for an INVITE that ended (Timer M, B, D): the call layer ACKs it
                 # and hangs up (RFC 6026 §8.1 leaves it to the TU).
                 self._events.append(ResponseReceived(response, peer, None))
@@ -509,7 +504,7 @@ class SipEndpoint:
         key = client_key(invite.request.top_via.branch or "", "CANCEL")
         txn = ClientTransaction(self, NICT, key, invite.peer, request)
         self._clients[key] = txn
-        txn.feed(Input.START, now)
+        txn.feed(_START, now)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -57,8 +57,7 @@ class Headers:
         self._keys: list[str] = []
         self._gen = 0
         self._parsed: dict[str, Any] = {}
-        for name, value in items:
-            self.add(name, value)
+        self._extend(items)  # add() for each line, in one loop
 
     @classmethod
     def _trusted(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
@@ -66,6 +65,27 @@ class Headers:
         h = cls.__new__(cls)
         h._items, h._keys, h._gen, h._parsed = items, keys, 0, {}
         return h
+
+    def _extend(self, items: Iterable[tuple[str, str]]) -> None:
+        # add() for each line, for a Headers that has no parse to drop yet (one just
+        # built): the same lines and the same errors, without a _changed() per line.
+        if self._parsed:
+            for name, value in items:
+                self.add(name, value)
+            return
+        entry_of, entry = _ENTRY_OF.get, self._entry
+        lines = self._items
+        add_line, add_key = lines.append, self._keys.append
+        before = len(lines)
+        try:
+            for name, value in items:
+                known = entry_of(name)
+                if known is None or "\r" in value or "\n" in value:
+                    known = entry(name, value)  # the general path (and its errors)
+                add_line((known[0], value))
+                add_key(known[1])
+        finally:
+            self._gen += len(lines) - before
 
     @staticmethod
     def _entry(name: str, value: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,7 +36,15 @@ from dialtone.sip.tokenizer import parse_uint as parse_uint
 from dialtone.sip.tokenizer import quote as quote
 from dialtone.sip.tokenizer import split_quoted as split_quoted
 from dialtone.sip.tokenizer import unquote as unquote
-from dialtone.sip.uri import FAST_URI, SipUri, check_twin, parse_uri, uri_from_fast_match
+from dialtone.sip.uri import (
+    FAST_URI,
+    MEMO_MAX_LENGTH,
+    MEMO_SIZE,
+    SipUri,
+    check_twin,
+    parse_uri,
+    uri_from_parts,
+)
 
 # via-parm = sent-protocol LWS sent-by; SLASH and COLON allow LWS around them.
 _VIA_RE = re.compile(
@@ -43,14 +52,19 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
 )
 _WS_RE = re.compile(r"[ \t]+")
+_TOKEN_WORDS_RE = re.compile(rf"[{_T}]+(?: [{_T}]+)*")
 # Fast paths for the shapes nearly every client sends; each is a strict subset of the
 # general grammar on which the general parser splits the same way, so the fast result
 # is the general one (tests/sip/test_fast_paths.py checks it with hypothesis).  A value
 # they do not match takes the general path, which also owns every error.
 #   SIP/2.0/UDP host:port;branch=z9hG4bK...;rport
 _VIA_FAST_RE = re.compile(rf"(SIP/2\.0/[A-Z]+) ([A-Za-z0-9_\-.]+)(?::([0-9]{{1,5}}))?{FAST_PARAMS}")
-#   <sip:user@host:port;uri-params>;header-params
-_NAME_ADDR_FAST_RE = re.compile(rf"<{FAST_URI}>{FAST_PARAMS}")
+#   ["Display" |Display Name ]<sip:user@host:port;uri-params>;header-params
+# The display name: a quoted-string without escapes (its unquoted text is the inside),
+# or token words separated by single spaces (what the general path's join gives back).
+_NAME_ADDR_FAST_RE = re.compile(
+    rf'(?:"([^"\\\r\n]*)"[ \t]*|([{_T}]+(?: [{_T}]+)*)[ \t]*)?<{FAST_URI}>{FAST_PARAMS}'
+)
 
 
 # ---------------------------------------------------------------------------- names
@@ -219,7 +233,13 @@ def parse_via(value: str) -> Via:
         protocol, host, port_text, params_text = m.groups()
         port = None if port_text is None else int(port_text)
         if port is None or port <= 65535:
-            return _new_via(host, protocol, port, fast_params(params_text))
+            via = _ViaTwin()  # _new_via, in line
+            via.host = host
+            via.protocol = protocol
+            via.port = port
+            via.params = fast_params(params_text)
+            via.__class__ = Via  # type: ignore[assignment]  # see uri.check_twin
+            return via  # type: ignore[return-value]
     return _parse_via(value)
 
 
@@ -298,11 +318,14 @@ class NameAddr:
     def __str__(self) -> str:
         if self.is_wildcard:
             return "*"
-        out = f"<{self.uri}>{_format_params(self.params)}"
-        if self.display_name is None:
-            return out
+        params = self.params
+        out = f"<{self.uri}>{_format_params(params)}" if params else f"<{self.uri}>"
         name = self.display_name
-        if not all(map(is_token, name.split(" "))):
+        if name is None:
+            return out
+        # Token words separated by single spaces go as they are (one regex: what
+        # ``all(map(is_token, name.split(" ")))`` decides), anything else quoted.
+        if _TOKEN_WORDS_RE.fullmatch(name) is None:
             name = quote(name)
         return f"{name} {out}"
 
@@ -319,12 +342,22 @@ class NameAddr:
 
     def with_param(self, name: str, value: str | None = None) -> NameAddr:
         """Return a copy with header parameter ``name`` set."""
-        return dataclasses.replace(self, params=_set_param(self.params, name, value))
+        if self.is_wildcard:
+            return dataclasses.replace(self, params=_set_param(self.params, name, value))
+        # What dataclasses.replace builds, without its generic field walk.
+        return _new_name_addr(self.uri, self.display_name, _set_param(self.params, name, value))
 
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (§19.3), None when absent."""
-        return _value(_pair(self.params, "tag"))
+        for pair in self.params:  # _value(_pair(...)), in line: read a dozen times a call
+            name = pair[0]
+            if name == "tag" or name.lower() == "tag":
+                value = pair[1]
+                if value is None:
+                    return ""
+                return value if value[:1] != '"' else unquote(value)
+        return None
 
     def with_tag(self, tag: str) -> NameAddr:
         """Return a copy with ``tag`` set."""
@@ -378,13 +411,39 @@ def parse_name_addr(value: str) -> NameAddr:
     In the addr-spec form (no ``<>``) everything after the first ``;`` is a header
     parameter, and a URI holding ``?`` or ``,`` is refused: §20.10 requires ``<>`` then.
     ``*`` gives :data:`WILDCARD`.
+
+    Values up to :data:`MEMO_MAX_LENGTH` characters are memoised (see :data:`MEMO_SIZE`).
     """
+    if len(value) <= MEMO_MAX_LENGTH:
+        return _name_addr_memo(value)
+    return _parse_name_addr_once(value)
+
+
+def _parse_name_addr_once(value: str) -> NameAddr:
+    # parse_name_addr without the memo: the fast path, else the general parser.
     m = _NAME_ADDR_FAST_RE.fullmatch(value)
     if m is not None:
-        uri = uri_from_fast_match(m, 1)
+        quoted, words, scheme, user, host, port, uri_params, params = m.groups()
+        uri = uri_from_parts(scheme, user, host, port, uri_params)
         if uri is not None:
-            return _new_name_addr(uri, None, fast_params(m.group(6)))
+            addr = _NameAddrTwin()  # _new_name_addr, in line
+            addr.uri = uri
+            addr.display_name = quoted if quoted is not None else words
+            addr.params = fast_params(params)
+            addr.is_wildcard = False
+            addr.__class__ = NameAddr  # type: ignore[assignment]  # see uri.check_twin
+            return addr  # type: ignore[return-value]
     return _parse_name_addr(value)
+
+
+# Every message of a call repeats its From and To (and a 1xx/2xx pair its Contact),
+# character for character: requests and responses of a transaction, the ACK and BYE
+# of a dialog.  A parse is a function of the text and its value is immutable, so equal
+# text can share it: a bounded LRU memo (errors are not kept, they are raised again).
+# MEMO_SIZE values of texts of at most MEMO_MAX_LENGTH characters: about 2 MB at the
+# very worst (typically a quarter of that), and at 100 calls/s about 2 s of traffic
+# (ten-odd addresses a call), which spans the INVITE, ACK and BYE of a short call.
+_name_addr_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_parse_name_addr_once)
 
 
 def _parse_name_addr(value: str) -> NameAddr:

@@ -34,6 +34,7 @@ from dialtone.sip.headers import (
     parse_name_addr,
     parse_name_addr_list,
     parse_uint,
+    parse_via,
     parse_via_list,
 )
 from dialtone.sip.headers import (
@@ -62,6 +63,7 @@ _ABSENT: Final = object()  # a cached "header absent" is None, so misses need an
 
 
 _MAX32: Final = 2**32 - 1
+_COLON_JOIN: Final = ": ".join
 
 
 def _first(headers: Headers, key: str, name: str) -> str:
@@ -133,7 +135,7 @@ class Message:
         headers = self.headers
         value: CSeq | None = headers._parsed.get("cseq")
         if value is None:
-            value = headers._parsed["cseq"] = parse_cseq(_first(headers, "cseq", "CSeq"))
+            value = headers._parsed["cseq"] = _parse_cseq(_first(headers, "cseq", "CSeq"))
         return value
 
     @property
@@ -154,7 +156,14 @@ class Message:
         if value is None:
             # The whole first line must parse, not just its first via-parm.
             line = _first(headers, "via", "Via")
-            value = headers._parsed[TOP_VIA] = parse_via_list(line)[0]
+            if "," in line:
+                value = parse_via_list(line)[0]
+            else:  # parse_via_list of one via-parm, in line
+                text = line.strip(" \t")
+                if not text:
+                    raise SipParseError("Bad Via")
+                value = parse_via(text)
+            headers._parsed[TOP_VIA] = value
         return value
 
     @property
@@ -232,8 +241,10 @@ class Message:
         if "content-length" not in headers._keys:
             # Every response we build: no Content-Length to replace, so one
             # comprehension instead of a loop that tests each name.
+            # ": ".join((name, value)) is f"{name}: {value}" for the str pairs Headers
+            # holds, done in C for every line.
             lines = [self._start_line()]
-            lines += [f"{name}: {value}" for name, value in headers._items]
+            lines += map(_COLON_JOIN, headers._items)
             lines += (f"Content-Length: {len(self.body)}", "", "")
             return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
         lines = [self._start_line()]
@@ -336,8 +347,15 @@ def parse_message(data: bytes) -> Request | Response:
     add_item, add_key, known = items.append, keys.append, _NAMES.get
     error: SipParseError | None = None
     for line in lines[1:]:
-        name, colon, value = line.partition(":")
+        # Split at ": " first: a name in _NAMES has no ':', so a hit means this is the
+        # first ':' of the line and the value is what partition(":") + strip gives,
+        # without the copy that dropping the space costs.  A miss takes the general
+        # split (the one the names were learnt from).
+        name, colon, value = line.partition(": ")
         entry = known(name)  # a hit is a name seen before, so not a folded line either
+        if entry is None or not colon:
+            name, colon, value = line.partition(":")
+            entry = known(name)
         if entry is None or not colon:
             if line[:1] in (" ", "\t"):
                 # §7.3.1: a line starting with whitespace continues the previous value.
@@ -488,8 +506,10 @@ def _finish_response(
     if error is not None:
         raise error
     # The version is case-insensitive (§7.1); it is kept in the upper case we send.
-    response = Response(int(code), parts[2] if len(parts) == 3 else "", headers)
-    response.body = datagram_body(headers.get("Content-Length"), rest)
+    response = _new_response(int(code), parts[2] if len(parts) == 3 else "", headers)
+    keys = headers._keys  # headers.get("Content-Length"), in line
+    length = headers._items[keys.index("content-length")][1] if "content-length" in keys else None
+    response.body = datagram_body(length, rest)
     _check_headers(response)
     return response
 
@@ -527,25 +547,68 @@ def make_response(
     src_items, src_keys = request.headers._items, request.headers._keys
     # Copied values are the request's own, as received: no re-validation (and the
     # (name, value) tuples themselves are shared: they are immutable).
-    items = [item for item in src_items if item[0] == "Via"]
+    vias = src_keys.count("via")
+    if vias == 1:  # the usual single Via line: found by its key, in C
+        items = [src_items[src_keys.index("via")]]
+    else:  # the lines named Via are the lines keyed via (Headers' canonical names)
+        items = [item for item in src_items if item[0] == "Via"]
     keys = ["via"] * len(items)
-    for key in _COPIED:
-        if key in src_keys:
-            item = src_items[src_keys.index(key)]
-            if key == "to" and to_tag is not None and not _has_tag(request):
-                item = (item[0], f"{item[1]};tag={to_tag}")
-            items.append(item)
-            keys.append(key)
+    # From, To, Call-ID and CSeq, in this order, each when present; then Timestamp
+    # (into a 100 only).
+    if "from" in src_keys:
+        items.append(src_items[src_keys.index("from")])
+        keys.append("from")
+    if "to" in src_keys:
+        item = src_items[src_keys.index("to")]
+        if to_tag is not None and not _has_tag(request):
+            item = (item[0], f"{item[1]};tag={to_tag}")
+        items.append(item)
+        keys.append("to")
+    if "call-id" in src_keys:
+        items.append(src_items[src_keys.index("call-id")])
+        keys.append("call-id")
+    if "cseq" in src_keys:
+        items.append(src_items[src_keys.index("cseq")])
+        keys.append("cseq")
     if status == 100 and "timestamp" in src_keys:
         items.append(src_items[src_keys.index("timestamp")])
         keys.append("timestamp")
     out = Headers._trusted(items, keys)
-    for name, value in headers:
-        out.add(name, value)
+    if headers:
+        out._extend(headers)  # out.add() for each, in one loop
     return _new_response(status, reason, out)
 
 
-_COPIED: Final = ("from", "to", "call-id", "cseq")  # then Timestamp, into a 100 only
+def trying_bytes(request: Request) -> bytes | None:
+    """The bytes of the server transaction's 100 Trying to ``request``: those of
+    ``make_response(request, 100)`` with the request's Timestamp added once more
+    (§8.2.6.1), serialised, without building the Response (every INVITE gets one).
+
+    None when that Timestamp holds a CR or LF: ``Headers.add`` refuses it, and the
+    caller takes that path for its error.
+    """
+    src_items, src_keys = request.headers._items, request.headers._keys
+    timestamp = None
+    if "timestamp" in src_keys:
+        timestamp = src_items[src_keys.index("timestamp")]
+        value = timestamp[1]
+        if "\r" in value or "\n" in value:
+            return None
+    lines = [_TRYING_LINE]
+    if src_keys.count("via") == 1:  # make_response's lines, then to_bytes' rendering
+        lines.append(_COLON_JOIN(src_items[src_keys.index("via")]))
+    else:
+        lines += [_COLON_JOIN(item) for item in src_items if item[0] == "Via"]
+    for key in ("from", "to", "call-id", "cseq"):
+        if key in src_keys:
+            lines.append(_COLON_JOIN(src_items[src_keys.index(key)]))
+    if timestamp is not None:  # copied by make_response, then added again
+        lines += (_COLON_JOIN(timestamp), f"Timestamp: {timestamp[1]}")
+    lines += ("Content-Length: 0", "", "")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+_TRYING_LINE: Final = f"SIP/2.0 100 {reason_phrase(100)}"
 
 
 def _has_tag(request: Request) -> bool:

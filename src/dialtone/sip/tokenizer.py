@@ -131,7 +131,7 @@ def _plain_param(piece: str) -> tuple[str, str | None]:
 
 
 def _format_params(params: Params) -> str:
-    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+    return "".join([f";{n}" if v is None else f";{n}={v}" for n, v in params])
 
 
 def _find_param(params: Params, name: str) -> tuple[str, str | None] | None:
@@ -168,6 +168,9 @@ def fast_params(text: str) -> Params:
     # Parameters matched by _FAST_PARAMS: what parse_params' plain path gives for them.
     if not text:
         return ()
+    if text.find(";", 1) < 0:  # one parameter (a tag, a transport): no list to build
+        name, eq, value = text[1:].partition("=")
+        return ((name, value),) if eq else ((name, None),)
     out: list[tuple[str, str | None]] = []
     for piece in text[1:].split(";"):  # a loop: cheaper than comprehensions here
         name, eq, value = piece.partition("=")

@@ -23,8 +23,8 @@ from dialtone.sip.events import (
     TransactionTimeout,
     TransportFailed,
 )
-from dialtone.sip.headers import Via
-from dialtone.sip.message import Headers, Request, Response, make_response
+from dialtone.sip.headers import Via, parse_name_addr
+from dialtone.sip.message import Headers, Request, Response, make_response, trying_bytes
 from dialtone.sip.timers import T2, TimerHeap
 from dialtone.sip.transitions import (
     DURATIONS,
@@ -92,8 +92,16 @@ class _RequestReceivedTwin:
     transaction: str | None
 
 
+class _ResponseReceivedTwin:
+    __slots__ = ("peer", "response", "transaction")
+    response: Response
+    peer: Peer
+    transaction: str | None
+
+
 check_twin(_OutgoingTwin, Outgoing)
 check_twin(_RequestReceivedTwin, RequestReceived)
+check_twin(_ResponseReceivedTwin, ResponseReceived)
 
 
 def new_outgoing(data: bytes, peer: Peer) -> Outgoing:
@@ -111,6 +119,15 @@ def _request_received(request: Request, peer: Peer, transaction: str | None) -> 
     event.peer = peer
     event.transaction = transaction
     event.__class__ = RequestReceived  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
+
+
+def _response_received(response: Response, peer: Peer, transaction: str | None) -> ResponseReceived:
+    event = _ResponseReceivedTwin()
+    event.response = response
+    event.peer = peer
+    event.transaction = transaction
+    event.__class__ = ResponseReceived  # type: ignore[assignment]
     return event  # type: ignore[return-value]
 
 
@@ -155,7 +172,12 @@ def build_ack(invite: Request, response: Response) -> Request:
     (with its tag), the INVITE's top Via only, and its Route headers.
     """
     h = _common_headers(invite)
-    h.add("To", response.headers.get("To") or "")
+    # The response's To as received, like make_response copies a request's lines: not
+    # re-validated by Headers.add, whose ValueError for a bare CR in it would escape
+    # SipEndpoint.receive (the ACK is sent all the same, §17.1.1.3).
+    h._items.append(("To", response.headers.get("To") or ""))
+    h._keys.append("to")
+    h._changed("to")
     h.add("CSeq", f"{invite.cseq.seq} ACK")
     return Request("ACK", invite.uri, h)
 
@@ -387,7 +409,7 @@ class ClientTransaction(Transaction):
             host.transmit(self._data, self.peer)
         elif action is _TO_TU:
             assert isinstance(message, Response)
-            host.emit(ResponseReceived(message, peer or self.peer, self.id))
+            host.emit(_response_received(message, peer or self.peer, self.id))
         elif action is _SEND_ACK:
             # §17.1.1.3: the same ACK for every retransmission of the final response,
             # to the same address, port and transport (connection) as the INVITE.
@@ -414,7 +436,7 @@ class ServerTransaction(Transaction):
     (§9.2: "SHOULD be the same").
     """
 
-    __slots__ = ("_last", "to_tag")
+    __slots__ = ("_last", "_to_lines", "_to_tag")
 
     def __init__(
         self, host: TransactionHost, kind: Kind, txn_id: str, peer: Peer, request: Request
@@ -431,7 +453,24 @@ class ServerTransaction(Transaction):
         self._interval = 0.0
         self._zero: Timer | None = None
         self._last: bytes | None = None
-        self.to_tag: str | None = None
+        self._to_tag: str | None = None
+        # The To lines of the IST's responses above 100 not looked at yet, in order:
+        # only a CANCEL wants the tag, so the To is parsed when to_tag is read (with
+        # the parse being a function of the line, reading it later is the same).
+        self._to_lines: list[str | None] | None = None
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag of the first response above 100 that had one (IST only)."""
+        lines = self._to_lines
+        if self._to_tag is None and lines:
+            self._to_lines = None
+            for line in lines:
+                tag = _line_tag(line)
+                if tag is not None:
+                    self._to_tag = tag
+                    break
+        return self._to_tag
 
     @property
     def last_response(self) -> bytes | None:
@@ -446,8 +485,8 @@ class ServerTransaction(Transaction):
             assert isinstance(message, Response)
             self._last = data = message.to_bytes()
             host.transmit(data, self.peer)
-            if self.kind is IST and self.to_tag is None and message.status > 100:
-                self.to_tag = _to_tag(message)
+            if self.kind is IST and self._to_tag is None and message.status > 100:
+                self._note_to(message)
         elif action is _RESEND_RESPONSE:
             if self._last is not None:
                 host.transmit(self._last, self.peer)
@@ -457,12 +496,15 @@ class ServerTransaction(Transaction):
             host.emit(_request_received(message, peer or self.peer, txn))
         elif action is _SEND_TRYING:
             assert self.request is not None
-            trying = make_response(self.request, 100)
-            timestamp = self.request.headers.get("Timestamp")
-            if timestamp is not None:  # §8.2.6.1: a 100 copies Timestamp
-                trying.headers.add("Timestamp", timestamp)
-            self._last = data = trying.to_bytes()
-            host.transmit(data, self.peer)
+            built = trying_bytes(self.request)  # what the lines below give, built directly
+            if built is None:  # a Timestamp that Headers.add refuses: its ValueError
+                trying = make_response(self.request, 100)
+                timestamp = self.request.headers.get("Timestamp")
+                if timestamp is not None:  # §8.2.6.1: a 100 copies Timestamp
+                    trying.headers.add("Timestamp", timestamp)
+                built = trying.to_bytes()
+            self._last = built
+            host.transmit(built, self.peer)
         elif action is _DROP_REQUEST:
             self.request = None
         elif action is _REPORT_TIMEOUT:
@@ -476,9 +518,23 @@ class ServerTransaction(Transaction):
         else:  # pragma: no cover - the table gives servers no other action
             raise AssertionError(action)
 
+    def _note_to(self, response: Response) -> None:
+        # What to_tag will parse: the first To line (Message.to's), None when absent.
+        line = response.headers.get("To")
+        lines = self._to_lines
+        if lines is None:
+            self._to_lines = [line]
+        elif lines[-1] != line:  # a retransmitted 2xx adds nothing
+            lines.append(line)
+            if len(lines) > 8:  # bounded: look at them now
+                self.to_tag  # noqa: B018
 
-def _to_tag(response: Response) -> str | None:
+
+def _line_tag(line: str | None) -> str | None:
+    # response.to.tag of a response whose first To line is ``line``; None on an error.
+    if line is None:
+        return None
     try:
-        return response.to.tag
+        return parse_name_addr(line).tag
     except SipParseError:
         return None

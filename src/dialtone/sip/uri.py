@@ -15,6 +15,7 @@ Request-URI is kept as a raw string by :class:`dialtone.sip.message.Request`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -98,14 +99,20 @@ class SipUri:
         """
         key = name.lower()
         for pname, value in self.params:
-            if pname.lower() == key:
+            if pname == key or pname.lower() == key:  # the equality spares most lower()s
                 return "" if value is None else value
         return default
 
     def has_param(self, name: str) -> bool:
         """Return True when parameter ``name`` is present, with or without a value."""
+        params = self.params
+        if not params:  # most URIs: nothing to look at
+            return False
         key = name.lower()
-        return any(pname.lower() == key for pname, _ in self.params)
+        for pname, _ in params:  # noqa: SIM110  # a loop: any(<generator>) costs twice
+            if pname == key or pname.lower() == key:
+                return True
+        return False
 
     @property
     def transport(self) -> str | None:
@@ -153,18 +160,38 @@ class SipUri:
         return dataclasses.replace(self, params=(), headers=())
 
 
+MEMO_SIZE = 2048
+"""Entries of each parse memo (:func:`parse_uri`, ``headers.parse_name_addr``)."""
+MEMO_MAX_LENGTH = 256
+"""Longer texts are parsed without the memo, so each holds ~2 MB at the very most."""
+
+
 def parse_uri(text: str) -> SipUri:
     """Parse a SIP or SIPS URI (RFC 3261 §19.1.1, §25.1).
 
     Raises ``SipParseError("Unsupported URI scheme")`` for a well-formed URI of another
     scheme and ``SipParseError("Bad URI")`` for anything that is not a URI.
+
+    Texts up to :data:`MEMO_MAX_LENGTH` characters are memoised: the Request-URIs of a
+    server's in-dialog requests are its own Contact, those of its INVITEs a handful of
+    numbers, so most recur (the value is immutable; errors are raised again).
     """
+    if len(text) <= MEMO_MAX_LENGTH:
+        return _uri_memo(text)
+    return _parse_uri_once(text)
+
+
+def _parse_uri_once(text: str) -> SipUri:
+    # parse_uri without the memo: the fast path, else the general parser.
     m = _FAST_URI_RE.fullmatch(text)
     if m is not None:
-        uri = uri_from_fast_match(m, 1)
+        uri = uri_from_parts(*m.groups())
         if uri is not None:
             return uri
     return _parse_uri(text)
+
+
+_uri_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_parse_uri_once)
 
 
 def uri_from_fast_match(m: re.Match[str], group: int) -> SipUri | None:
@@ -172,9 +199,14 @@ def uri_from_fast_match(m: re.Match[str], group: int) -> SipUri | None:
 
     None when the general parser must decide (it raises): a bad host shape or port.
     """
-    scheme, user, host, port_text, params_text = m.group(
-        group, group + 1, group + 2, group + 3, group + 4
-    )
+    return uri_from_parts(*m.group(group, group + 1, group + 2, group + 3, group + 4))
+
+
+def uri_from_parts(
+    scheme: str, user: str | None, host: str, port_text: str | None, params_text: str
+) -> SipUri | None:
+    """:func:`uri_from_fast_match` from the five groups of :data:`FAST_URI`, in order
+    (for a caller that has them all from one ``m.groups()``)."""
     if host[0] in "-." or ".." in host:
         return None
     port = None
@@ -184,12 +216,25 @@ def uri_from_fast_match(m: re.Match[str], group: int) -> SipUri | None:
             return None
     params: tuple[tuple[str, str | None], ...] = ()
     if params_text:
-        pairs: list[tuple[str, str | None]] = []
-        for piece in params_text[1:].split(";"):  # _split_param, in line
-            name, eq, value = piece.partition("=")
-            pairs.append((name, value) if eq else (name, None))
-        params = tuple(pairs)
-    return _new_uri(host, scheme, user, None, port, params, ())
+        if params_text.find(";", 1) < 0:  # one parameter: no list to build
+            name, eq, value = params_text[1:].partition("=")
+            params = ((name, value),) if eq else ((name, None),)
+        else:
+            pairs: list[tuple[str, str | None]] = []
+            for piece in params_text[1:].split(";"):  # _split_param, in line
+                name, eq, value = piece.partition("=")
+                pairs.append((name, value) if eq else (name, None))
+            params = tuple(pairs)
+    uri = _SipUriTwin()  # _new_uri, in line
+    uri.host = host
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = None
+    uri.port = port
+    uri.params = params
+    uri.headers = ()
+    uri.__class__ = SipUri  # type: ignore[assignment]  # see check_twin
+    return uri  # type: ignore[return-value]
 
 
 def _parse_uri(text: str) -> SipUri:
