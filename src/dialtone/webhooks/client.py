@@ -483,35 +483,41 @@ class WebhookClient:
 
 def _native_failure(request: _Request, url: str, exc: http11.HttpFailure) -> WebhookError:
     """Map an http11 failure to its HOOK-7 code and HOOK-5 class (as for httpx's)."""
-    host = urlsplit(url).hostname or url
-    detail = str(exc) or type(exc).__name__
     if isinstance(exc, http11.ConnectTimeout):
-        ct = request.target.settings.ct
-        return request.fail(11205, f"could not connect to {host} within {ct} ms (ct)", "ct")
+        return _failure(request, url, exc, "timeout")
     if isinstance(exc, http11.ConnectFailed):
-        if _caused_by(exc, socket.gaierror):
-            return request.fail(11210, f"cannot resolve host {host!r} ({detail})", "ct")
-        return request.fail(11205, f"could not connect to {host} ({detail})", "ct")
-    return request.fail(11205, f"no complete response from {host} ({detail})", "rt")
+        return _failure(request, url, exc, "connect")
+    return _failure(request, url, exc, "exchange")
 
 
 def _transport_failure(request: _Request, url: str, exc: httpx.HTTPError) -> WebhookError:
     """Map an httpx exception to its HOOK-7 code and HOOK-5 class."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return _failure(request, url, exc, "timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return _failure(request, url, exc, "connect")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return _failure(request, url, exc, "url")
+    return _failure(request, url, exc, "exchange")
+
+
+def _failure(request: _Request, url: str, exc: Exception, stage: str) -> WebhookError:
+    """The WebhookError of a transport failure at ``stage``: ``timeout`` (no connection
+    within ct), ``connect`` (resolve, TLS or connect failed), ``url`` (not requestable) or
+    ``exchange`` (connected, but no complete response: reset, closed early, bad framing)."""
     host = urlsplit(url).hostname or url
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
+    if stage == "timeout":
         ct = request.target.settings.ct
         return request.fail(11205, f"could not connect to {host} within {ct} ms (ct)", "ct")
-    if isinstance(exc, httpx.ConnectError):
+    if stage == "connect":
         if _caused_by(exc, socket.gaierror):
             return request.fail(11210, f"cannot resolve host {host!r} ({detail})", "ct")
         if _caused_by(exc, ssl.SSLError):
             return request.fail(11220, f"TLS handshake with {host} failed ({detail})", "ct")
         return request.fail(11205, f"could not connect to {host} ({detail})", "ct")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if stage == "url":
         return request.fail(11100, f"cannot request {url!r} ({detail})")
-    # Connected, but the exchange broke (reset, closed early, bad framing): no complete
-    # response, the "rt" class of HOOK-5.
     return request.fail(11205, f"no complete response from {host} ({detail})", "rt")
 
 
