@@ -146,6 +146,12 @@ async def serve(settings: Settings) -> None:
         await server.stop()
 
 
+GC_THRESHOLD = (10_000, 10, 10)
+"""The collector's thresholds once serving (CPython's: 700, 10, 10).  A call's objects mostly
+die within a call; with a young generation of 10,000 far fewer survive into the older ones,
+and Dial at 300 calls/s took 3.4-3.6 ms of CPU per call instead of 4.0-4.1 (2026-12-02)."""
+
+
 def settle_heap() -> None:
     """Once started: collect, then freeze what start-up built out of the cyclic GC's sight.
 
@@ -157,7 +163,8 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-    log.info("heap.settled", frozen_objects=gc.get_freeze_count())
+    gc.set_threshold(*GC_THRESHOLD)
+    log.info("heap.settled", frozen_objects=gc.get_freeze_count(), threshold=GC_THRESHOLD)
 
 
 def check_data_dir(path: Path) -> None:
