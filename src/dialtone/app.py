@@ -159,7 +159,8 @@ def settle_heap() -> None:
     the collector's oldest generation, every full collection walks them all again (about 80 ms
     on the benchmark machine, a pause every call in progress feels).  ``gc.freeze`` moves them
     to a permanent generation, as CPython's documentation advises for servers; then the
-    thresholds become :data:`GC_THRESHOLD`.  Only ``dialtone serve`` calls this: a test process starts many servers and must not pin them.
+    thresholds become :data:`GC_THRESHOLD`.  Only ``dialtone serve`` calls this: a test
+    process starts many servers and must not pin them.
     """
     gc.collect()
     gc.freeze()
